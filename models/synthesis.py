@@ -1,0 +1,133 @@
+"""The output contract: `synthese.json`, one per dossier.
+
+Keys are English and are a contract: add more, rename none. Labels keep the clinicians' French.
+Each block has a status that is never inferred from an empty list: `known` (at least one entry),
+`none_known` (only an explicit absence was written), `unknown` (nothing was said).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.document import AllergyKind, Box, DocType, DocumentKind, HistoryKind, TreatmentStatus
+
+SCHEMA_VERSION = "1.0"
+
+BlockStatus = Literal["known", "none_known", "unknown"]
+DocumentOutcome = Literal["ok", "failed", "duplicate"]
+
+
+class Source(BaseModel):
+    """Where an entry was read: the document (relative to the dossier), the page, the span in that page's text."""
+
+    document: str
+    page: int
+    start: int
+    end: int
+    snippet: str
+    ocr: bool = False
+    boxes: list[Box] = Field(default_factory=list)  # word boxes on the OCR'd page image
+    document_date: str | None = None
+
+
+class Review(BaseModel):
+    """A reviewer's decision on an entry. An entry with a review is never dropped or changed by a later run."""
+
+    status: Literal["validated", "rejected", "edited"] = "validated"
+    by: str | None = None
+    at: datetime | None = None
+    comment: str | None = None
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = ""  # stable within a dossier: derived from the normalised key
+    sources: list[Source] = Field(default_factory=list)
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    review: Review | None = None
+
+
+class HistoryEntry(_Entry):
+    label: str
+    code: str | None = None  # CIM-10
+    kind: HistoryKind = "medical"
+    date: str | None = None  # ISO date, "YYYY-MM" or "YYYY"
+
+
+class AllergyEntry(_Entry):
+    substance: str
+    reaction: str | None = None
+    kind: AllergyKind = "allergy"
+
+
+class TreatmentEntry(_Entry):
+    drug: str  # the substance (DCI), lower case French
+    brand: str | None = None
+    atc: str | None = None
+    dose: str | None = None
+    frequency: str | None = None
+    route: str | None = None
+    status: TreatmentStatus = "active"
+    start: str | None = None
+    end: str | None = None
+
+
+class DocumentInfo(BaseModel):
+    path: str
+    sha256: str
+    kind: DocumentKind | None = None
+    pages: int = 0
+    ocr_pages: int = 0
+    doc_type: DocType = "autre"
+    date: str | None = None
+    size: int = 0
+    outcome: DocumentOutcome = "ok"
+    error: str | None = None
+    duplicate_of: str | None = None
+
+
+class Conflict(BaseModel):
+    """A contradiction between documents, for a reviewer to settle."""
+
+    kind: Literal[
+        "allergy_vs_none_known",
+        "history_vs_none_known",
+        "treatment_vs_none_known",
+        "stopped_still_listed",
+        "dose_changed",
+        "validated_disagreement",
+    ]
+    block: Literal["history", "allergy", "treatment"]
+    message: str
+    entry: str | None = None  # the id of the entry concerned
+    sources: list[Source] = Field(default_factory=list)
+
+
+class Warning(BaseModel):
+    """A document-level problem: the document was not (fully) read. `code` is a stable name."""
+
+    document: str | None = None
+    code: str
+    message: str
+
+
+class Synthesis(BaseModel):
+    """The proposed medical synthesis of one dossier."""
+
+    schema_version: str = SCHEMA_VERSION
+    dossier_id: str
+    generated_at: datetime
+    extractor_version: str
+    status: Literal["proposed", "validated"] = "proposed"
+    documents: list[DocumentInfo] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    allergies: list[AllergyEntry] = Field(default_factory=list)
+    treatments: list[TreatmentEntry] = Field(default_factory=list)
+    history_status: BlockStatus = "unknown"
+    allergy_status: BlockStatus = "unknown"
+    treatment_status: BlockStatus = "unknown"
+    conflicts: list[Conflict] = Field(default_factory=list)
+    warnings: list[Warning] = Field(default_factory=list)
