@@ -8,7 +8,7 @@ Word points into `Page.text`, so provenance can always be shown to a reviewer.
 """
 from __future__ import annotations
 
-from datetime import date
+
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -67,7 +67,7 @@ class DocumentRecord(BaseModel):
     kind: DocumentKind | None = None
     pages: list[Page] = Field(default_factory=list)
     doc_type: DocType = "autre"
-    date: date | None = None
+    date: str | None = None  # ISO date of the document, when found
     error: str | None = None  # a named reason ("encrypted", "truncated", ...) when the document failed
     error_detail: str | None = None  # a short, text-free explanation for humans
     seconds: float = 0.0

@@ -39,12 +39,14 @@ class GoldHistory(BaseModel):
     kind: HistoryKind
     date: str | None = None
     abbreviations: list[str] = Field(default_factory=list)  # other names it may be written as
+    documents: list[str] = Field(default_factory=list)  # dossier-relative paths of the documents that state it
 
 
 class GoldAllergy(BaseModel):
     substance: str
     reaction: str | None = None
     kind: AllergyKind = "allergy"
+    documents: list[str] = Field(default_factory=list)  # dossier-relative paths of the documents that state it
 
 
 class GoldTreatment(BaseModel):
@@ -54,6 +56,7 @@ class GoldTreatment(BaseModel):
     dose: str | None = None
     frequency: str | None = None
     status: TreatmentStatus = "active"
+    documents: list[str] = Field(default_factory=list)  # dossier-relative paths of the documents that state it
 
 
 class GoldDistractor(BaseModel):
@@ -64,8 +67,17 @@ class GoldDistractor(BaseModel):
     reason: Literal["negated", "hypothetical", "family", "discussed", "lab", "past"]
 
 
+class GoldIdentity(BaseModel):
+    """The invented identity printed on the documents: must never appear in a log or report."""
+
+    name: str
+    birth_date: str
+    ipp: str
+
+
 class GoldDossier(BaseModel):
     dossier_id: str
+    identity: GoldIdentity | None = None
     split: Split
     seed: int
     documents: list[GoldDocument] = Field(default_factory=list)
