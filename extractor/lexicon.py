@@ -1,0 +1,239 @@
+"""Lexicons loaded once per process from `rules/`, and the text folding they are matched on.
+
+Folding (`fold`) lower-cases and strips accents **one character for one character**, so an offset in
+the folded text is the same offset in the page text: spans found on the folded text point straight
+back into `Page.text`. Keys of every lexicon are made with `key_of` (folded tokens, light plural
+stripping, joined by one space), and the text is tokenised the same way (`tokenize`).
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rules import RULES_DIR
+
+_LIGATURES = {"œ": "o", "Œ": "o", "æ": "a", "Æ": "a", "ß": "s", "’": "'", "‘": "'", "ʼ": "'", "`": "'"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(c: str) -> str:
+    if c in _LIGATURES:
+        return _LIGATURES[c]
+    d = unicodedata.normalize("NFD", c)
+    base = d[0] if d else c
+    low = base.lower()
+    return low if len(low) == 1 else c
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free copy of `text` with exactly the same length (1:1 character mapping)."""
+    return "".join(_fold_char(c) for c in text)
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _norm_token(tok: str) -> str:
+    # Light plural folding, applied the same way to lexicon keys and to the text.
+    if len(tok) > 3 and tok[-1] == "s" and not tok.endswith("ss") and not tok[:-1].isdigit():
+        return tok[:-1]
+    return tok
+
+
+def tokenize(folded: str) -> list[tuple[str, int, int]]:
+    """Tokens of a folded text as (normalised token, start, end)."""
+    return [(_norm_token(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(folded)]
+
+
+def key_of(text: str) -> str:
+    """Lexicon key of a term: folded, tokenised, plural-folded tokens joined by one space."""
+    return " ".join(t for t, _, _ in tokenize(fold(text)))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One lexicon entry reached by a surface form."""
+
+    category: str  # condition | abbreviation | drug | allergen | reaction
+    label: str  # canonical label (condition, substance, allergen, reaction)
+    code: str | None = None  # CIM-10 or ATC
+    kind: str | None = None  # medical | surgical (conditions), brand | substance (drugs)
+    brand: str | None = None
+    forms: str | None = None
+    routes: str | None = None
+    upper: bool = False  # the surface must be written in capitals in the text (short abbreviations)
+    strict: bool = False  # a drug name that is also a common word: only with posology or in a treatment section
+    source: str = "curated"
+
+
+@dataclass
+class Lexicon:
+    """Surface key -> terms, per category, plus the longest key length in tokens."""
+
+    terms: dict[str, list[Term]] = field(default_factory=dict)
+    max_len: int = 1
+
+    def add(self, surface: str, term: Term) -> None:
+        k = key_of(surface)
+        if not k:
+            return
+        bucket = self.terms.setdefault(k, [])
+        if term not in bucket:
+            bucket.append(term)
+        self.max_len = max(self.max_len, k.count(" ") + 1)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+def _read_tsv(name: str) -> list[dict[str, str]]:
+    path = RULES_DIR / name
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        lines = [ln for ln in fh if ln.strip() and not ln.startswith("#")]
+    return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(lines, delimiter="\t")]
+
+
+def read_toml(name: str) -> dict:
+    """A TOML file of `rules/`, parsed."""
+    with (RULES_DIR / name).open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def _synonyms(cell: str) -> list[str]:
+    return [s.strip() for s in cell.split("|") if s.strip()]
+
+
+@functools.cache
+def load_lexicons() -> dict[str, Lexicon]:
+    """All lexicons, loaded once per process: conditions (incl. abbreviations), drugs, allergens, reactions."""
+    conditions = Lexicon()
+    for row in _read_tsv("conditions.tsv"):
+        t = Term("condition", row["label"], row.get("code") or None, row.get("kind") or "medical")
+        for s in [row["label"], *_synonyms(row.get("synonyms", ""))]:
+            conditions.add(s, t)
+    for row in _read_tsv("cim10_terms.tsv"):
+        t = Term("condition", row["label"], row["code"], row.get("kind") or "medical", source="cim10")
+        if key_of(row["label"]) not in conditions.terms:
+            conditions.add(row["label"], t)
+    for row in _read_tsv("abbreviations.tsv"):
+        if not row.get("code") and not row.get("expansion"):
+            continue
+        upper = row.get("case", "upper") == "upper"
+        t = Term("abbreviation", row["expansion"], row.get("code") or None, row.get("kind") or "medical", upper=upper)
+        if row.get("block", "history") != "history":
+            continue
+        conditions.add(row["abbr"], t)
+
+    drugs = Lexicon()
+    for row in _read_tsv("drugs.tsv"):
+        t = Term(
+            "drug", row["substance"], row.get("atc") or None, row["type"], brand=row.get("brand") or None,
+            forms=row.get("forms") or None, routes=row.get("routes") or None, strict=row.get("strict") == "1",
+            upper=row.get("strict") == "1", source="bdpm",
+        )
+        drugs.add(row["surface"], t)
+
+    allergens = Lexicon()
+    for row in _read_tsv("allergens.tsv"):
+        t = Term("allergen", row["label"], row.get("code") or None, row.get("class") or None,
+                 upper=row.get("case") == "upper")
+        for s in [row["label"], *_synonyms(row.get("synonyms", ""))]:
+            allergens.add(s, t)
+
+    reactions = Lexicon()
+    for row in _read_tsv("reactions.tsv"):
+        t = Term("reaction", row["label"])
+        for s in [row["label"], *_synonyms(row.get("synonyms", ""))]:
+            reactions.add(s, t)
+    return {"conditions": conditions, "drugs": drugs, "allergens": allergens, "reactions": reactions}
+
+
+@functools.cache
+def load_cues() -> dict:
+    """`rules/cues.toml`, parsed once."""
+    return read_toml("cues.toml")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A lexicon hit on a page text: [start, end) offsets in the original text."""
+
+    start: int
+    end: int
+    key: str
+    terms: tuple[Term, ...]
+    fuzzy: bool = False
+    score: float = 1.0
+
+
+def _is_upper(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and all(c.isupper() for c in letters)
+
+
+def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: Lexicon,
+               fuzzy: bool = False) -> list[Match]:
+    """Longest-first, non-overlapping lexicon matches over token n-grams.
+
+    `upper` terms only match where the original text is written in capitals. With `fuzzy`, single
+    tokens of 7+ characters not found exactly are compared to the lexicon's single-token keys (OCR noise).
+    """
+    out: list[Match] = []
+    i, n = 0, len(tokens)
+    while i < n:
+        hit = None
+        for size in range(min(lex.max_len, n - i), 0, -1):
+            toks = tokens[i:i + size]
+            # n-grams do not cross a line break or sentence punctuation
+            if size > 1 and any(re.search(r"[\n.;:!?()]", folded[a[2]:b[1]]) for a, b in zip(toks, toks[1:])):
+                continue
+            k = " ".join(t for t, _, _ in toks)
+            terms = lex.terms.get(k)
+            if not terms:
+                continue
+            start, end = toks[0][1], toks[-1][2]
+            surface = text[start:end]
+            ok = tuple(t for t in terms if not t.upper or _is_upper(surface))
+            if ok:
+                hit = Match(start, end, k, ok)
+                break
+        if hit is None and fuzzy and len(tokens[i][0]) >= 7 and not tokens[i][0].isdigit():
+            hit = _fuzzy_one(text, tokens[i], lex)
+        if hit:
+            out.append(hit)
+            while i < n and tokens[i][1] < hit.end:
+                i += 1
+        else:
+            i += 1
+    return out
+
+
+_SINGLE_KEYS: dict[int, tuple[str, ...]] = {}
+
+
+def _single_keys(lex: Lexicon) -> tuple[str, ...]:
+    keys = _SINGLE_KEYS.get(id(lex))
+    if keys is None:
+        keys = tuple(k for k, ts in lex.terms.items() if " " not in k and len(k) >= 7 and not any(t.upper for t in ts))
+        _SINGLE_KEYS[id(lex)] = keys
+    return keys
+
+
+def _fuzzy_one(text: str, tok: tuple[str, int, int], lex: Lexicon) -> Match | None:
+    from rapidfuzz import fuzz, process
+
+    keys = _single_keys(lex)
+    best = process.extractOne(tok[0], keys, scorer=fuzz.ratio, score_cutoff=88)
+    if not best:
+        return None
+    k, score, _ = best
+    if k[:1] != tok[0][:1]:
+        return None
+    return Match(tok[1], tok[2], k, tuple(lex.terms[k]), fuzzy=True, score=score / 100)
