@@ -1,0 +1,167 @@
+"""Synthèse command line. Thin: parses options, calls the library, maps errors to exit codes.
+
+Results go to stdout, logs to stderr. Exit codes: see extractor.errors.ExitCode and the README.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from extractor.errors import ExitCode, SyntheseError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help="Proposes a medical synthesis from the documents of DMP dossiers.")
+samples_app = typer.Typer(help="Synthetic sample dossiers with ground truth.")
+ledger_app = typer.Typer(help="The duckdb ledger of runs, documents and dossiers.")
+app.add_typer(samples_app, name="samples")
+app.add_typer(ledger_app, name="ledger")
+
+out = Console()
+err = Console(stderr=True)
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples" / "dossiers"
+
+
+def _fail(e: SyntheseError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {e}")
+    return typer.Exit(int(e.exit_code))
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _dossier_table(rows) -> Table:
+    t = Table(title="Synthèse")
+    for col in ("dossier", "docs", "OCR pages", "failed", "history", "allergies", "treatments", "conflicts"):
+        t.add_column(col, justify="left" if col == "dossier" else "right")
+    for s in rows:
+        docs = [d for d in s.documents if d.outcome != "duplicate"]
+        active = sum(x.status == "active" for x in s.treatments)
+        t.add_row(
+            s.dossier_id,
+            str(len(docs)),
+            str(sum(d.ocr_pages for d in docs)),
+            str(sum(d.outcome == "failed" for d in docs)),
+            f"{len(s.history)} ({s.history_status})",
+            f"{len(s.allergies)} ({s.allergy_status})",
+            f"{active} active / {len(s.treatments)} ({s.treatment_status})",
+            str(len(s.conflicts)),
+        )
+    return t
+
+
+@app.command()
+def run(
+    root: Optional[Path] = typer.Argument(None, help="Folder of dossier folders (or one dossier). Default: a copy of the shipped samples."),
+    ledger: Optional[Path] = typer.Option(None, help="Ledger file (default ROOT/.synthese/ledger.duckdb)."),
+    report: Optional[Path] = typer.Option(None, help="Write the run report (JSON) here."),
+    full: bool = typer.Option(False, "--full", help="Process every dossier, even unchanged ones."),
+    only: list[str] = typer.Option([], "--only", help="Process only these dossier ids (repeatable)."),
+    store_text: bool = typer.Option(False, "--store-text", help="Also store page text in the ledger (health data!)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Process every dossier under ROOT and write synthese.json in each."""
+    from extractor.batch import RunOptions
+    from extractor.batch import run as run_batch
+    from extractor.config import Settings
+
+    _setup_logging(verbose)
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="synthese-samples-")) / "dossiers"
+        shutil.copytree(SAMPLES_DIR, root, ignore=shutil.ignore_patterns("*.gold.json"))
+        err.print(f"no ROOT given: running on a copy of the shipped samples in {root}")
+    rows = []
+    try:
+        settings = Settings(store_text=store_text)
+        rep = run_batch(
+            RunOptions(root=root, ledger=ledger, report=report, full=full, only=only),
+            settings,
+            on_dossier=lambda o: rows.append(o.synthesis),
+        )
+    except SyntheseError as e:
+        raise _fail(e)
+    out.print(_dossier_table(rows))
+    out.print(
+        f"{rep.dossiers_processed} dossiers, {rep.documents_total} documents "
+        f"({rep.documents_failed} failed), {rep.pages} pages ({rep.ocr_pages} OCR) in {rep.seconds:.1f} s"
+    )
+    raise typer.Exit(rep.exit_code)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of synthese.json."""
+    from models.synthesis import Synthesis
+
+    out.print_json(json.dumps(Synthesis.model_json_schema()))
+
+
+@samples_app.command("make")
+def samples_make(
+    out_dir: Path = typer.Argument(..., help="Folder to create the corpus in."),
+    dossiers: int = typer.Option(20, "--dossiers", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    split: str = typer.Option("all", "--split", help="dev, heldout or all"),
+    scan_ratio: float = typer.Option(0.3, "--scan-ratio", min=0.0, max=1.0),
+) -> None:
+    """Generate synthetic dossiers with a gold file beside each."""
+    from samples.generate import make_corpus
+
+    if split not in ("dev", "heldout", "all"):
+        err.print("[red]error:[/red] --split must be dev, heldout or all")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    golds = make_corpus(out_dir, dossiers, seed, split=split, scan_ratio=scan_ratio)
+    out.print(f"{len(golds)} dossiers written to {out_dir}")
+
+
+@app.command("eval")
+def evaluate(
+    root: Path = typer.Argument(..., help="A generated corpus (dossier folders and their .gold.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    no_run: bool = typer.Option(False, "--no-run", help="Score the existing synthese.json files without running."),
+) -> None:
+    """Run the pipeline on a generated corpus and score it against the gold files."""
+    from extractor.evaluation_run import evaluate_corpus
+
+    _setup_logging(False)
+    try:
+        report = evaluate_corpus(root, run_pipeline=not no_run)
+    except SyntheseError as e:
+        raise _fail(e)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        for table in report.to_tables():
+            out.print(table)
+
+
+@ledger_app.command("rebuild")
+def ledger_rebuild(
+    root: Path = typer.Argument(...),
+    ledger: Optional[Path] = typer.Option(None, help="Ledger file (default ROOT/.synthese/ledger.duckdb)."),
+) -> None:
+    """Rebuild a damaged or lost ledger from the synthese.json files under ROOT."""
+    from extractor.config import Settings
+    from extractor.rebuild import rebuild_ledger
+
+    try:
+        n = rebuild_ledger(root, ledger or Settings().ledger_path(root))
+    except SyntheseError as e:
+        raise _fail(e)
+    out.print(f"ledger rebuilt from {n} synthese.json files")
+
+
+if __name__ == "__main__":
+    app()

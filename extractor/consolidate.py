@@ -1,0 +1,434 @@
+"""Consolidation: the mentions of every document of a dossier -> one synthesis.
+
+In: the dossier's DocumentRecords (with doc_type and date) and their Mentions; optionally the
+previous synthesis (whose reviewed entries are kept as they are). Out: a `Synthesis`.
+
+Rules, in the order they apply:
+1. An exact duplicate document (same sha256) is listed with outcome "duplicate" and not counted.
+2. Negated and hypothetical mentions never become entries; family mentions become `family`
+   history entries, never the patient's own, and never allergies or treatments.
+3. The same item said many ways becomes one entry: codes first (CIM-10, ATC, substance), then
+   rapidfuzz on the folded label. Every source is kept.
+4. For treatments the most recent document decides status and dose (undated documents count as oldest).
+5. Block statuses: `known` when there is an entry, `none_known` when only explicit absences were
+   written, `unknown` otherwise. Never inferred from an empty list.
+6. Contradictions between documents go to `conflicts`.
+7. Entries carrying a reviewer's `review` in the previous synthesis (or all entries when that file
+   is `validated`) are never dropped or changed: new findings are added as proposed and a
+   disagreement is reported as a conflict.
+"""
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from rapidfuzz import fuzz
+
+from extractor import __version__
+from models.document import DocumentRecord, Mention
+from models.synthesis import (
+    AllergyEntry,
+    Conflict,
+    DocumentInfo,
+    HistoryEntry,
+    Source,
+    Synthesis,
+    TreatmentEntry,
+    Warning,
+)
+
+FUZZY_MERGE = 90  # token_set_ratio on folded labels; below this, two labels stay two entries
+KIND_ORDER = {"medical": 0, "surgical": 1, "family": 2}
+
+
+def fold(text: str) -> str:
+    """Lower case, accents removed, whitespace collapsed: the key used to compare labels."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.replace("œ", "oe").split())
+
+
+def _entry_id(block: str, key: str) -> str:
+    return f"{block[0]}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def _source(m: Mention, record: DocumentRecord) -> Source:
+    boxes = []
+    if m.ocr:
+        page = next((p for p in record.pages if p.number == m.page), None)
+        if page is not None:
+            boxes = [w.box for w in page.words if w.end > m.start and w.start < m.end]
+    return Source(
+        document=record.path,
+        page=m.page,
+        start=m.start,
+        end=m.end,
+        snippet=m.snippet,
+        ocr=m.ocr,
+        boxes=boxes,
+        document_date=record.date,
+    )
+
+
+def _combined_confidence(mentions: list[Mention], documents: int) -> float:
+    # Agreement between independent documents raises confidence; one weak OCR mention stays weak.
+    best = max(m.confidence for m in mentions)
+    return round(min(1.0, best + 0.05 * (documents - 1)), 3)
+
+
+def _most_common(values: Iterable[str | None]) -> str | None:
+    counts: dict[str, int] = defaultdict(int)
+    for v in values:
+        if v:
+            counts[v] += 1
+    return max(counts, key=lambda v: (counts[v], v)) if counts else None
+
+
+class _Group:
+    """Mentions judged to be the same item, with the key they were grouped on."""
+
+    def __init__(self, key: str, label: str, mention: Mention, record: DocumentRecord):
+        self.key = key
+        self.label = label
+        self.items: list[tuple[Mention, DocumentRecord]] = [(mention, record)]
+
+    @property
+    def mentions(self) -> list[Mention]:
+        return [m for m, _ in self.items]
+
+    @property
+    def documents(self) -> int:
+        return len({r.path for _, r in self.items})
+
+    def sources(self) -> list[Source]:
+        seen = set()
+        out = []
+        for m, r in sorted(self.items, key=lambda it: (it[1].path, it[0].page, it[0].start)):
+            k = (r.path, m.page, m.start, m.end)
+            if k not in seen:
+                seen.add(k)
+                out.append(_source(m, r))
+        return out
+
+    def chronological(self) -> list[tuple[Mention, DocumentRecord]]:
+        # Undated documents count as the oldest: a dated letter is the better witness of "now".
+        return sorted(self.items, key=lambda it: (it[1].date or "", it[1].path, it[0].page, it[0].start))
+
+
+def _group(items: list[tuple[Mention, DocumentRecord]], key_of, scope_of=lambda m: "") -> list[_Group]:
+    """Group mentions: exact key first, then fuzzy label match within the same scope."""
+    groups: list[_Group] = []
+    by_key: dict[tuple[str, str], _Group] = {}
+    for m, r in items:
+        scope = scope_of(m)
+        key = key_of(m)
+        g = by_key.get((scope, key))
+        if g is None:
+            label = fold(m.label)
+            g = next(
+                (
+                    g
+                    for g in groups
+                    if scope_of(g.mentions[0]) == scope and fuzz.token_set_ratio(label, g.label) >= FUZZY_MERGE
+                ),
+                None,
+            )
+            if g is None:
+                g = _Group(key, label, m, r)
+                groups.append(g)
+            else:
+                g.items.append((m, r))
+            by_key[(scope, key)] = g
+        else:
+            g.items.append((m, r))
+    return groups
+
+
+def _history_kind(m: Mention) -> str:
+    return "family" if (m.family or m.kind == "family") else (m.kind or "medical")
+
+
+def _history_key(m: Mention) -> str:
+    return f"code:{m.code}" if m.code else f"label:{fold(m.label)}"
+
+
+def _allergy_key(m: Mention) -> str:
+    return fold(m.label)
+
+
+def _treatment_key(m: Mention) -> str:
+    return f"atc:{m.code}:{fold(m.label)}" if m.code else f"drug:{fold(m.label)}"
+
+
+def _build_history(groups: list[_Group]) -> list[HistoryEntry]:
+    entries = []
+    for g in groups:
+        ms = g.mentions
+        kind = _history_kind(ms[0])
+        label = _most_common(m.label for m in ms) or ms[0].label
+        date = _most_common(m.date for m in ms)
+        entries.append(
+            HistoryEntry(
+                id=_entry_id("history", f"{kind}:{g.key}"),
+                label=label,
+                code=_most_common(m.code for m in ms),
+                kind=kind,
+                date=date,
+                sources=g.sources(),
+                confidence=_combined_confidence(ms, g.documents),
+            )
+        )
+    entries.sort(key=lambda e: (KIND_ORDER[e.kind], e.date is None, e.date or "", fold(e.label)))
+    return entries
+
+
+def _build_allergies(groups: list[_Group]) -> list[AllergyEntry]:
+    entries = []
+    for g in groups:
+        chrono = g.chronological()
+        latest = chrono[-1][0]
+        entries.append(
+            AllergyEntry(
+                id=_entry_id("allergy", g.key),
+                substance=latest.label,
+                reaction=_most_common(m.reaction for m in g.mentions),
+                kind=latest.kind if latest.kind in ("allergy", "intolerance") else "allergy",
+                sources=g.sources(),
+                confidence=_combined_confidence(g.mentions, g.documents),
+            )
+        )
+    entries.sort(key=lambda e: fold(e.substance))
+    return entries
+
+
+def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[Conflict]]:
+    entries: list[TreatmentEntry] = []
+    conflicts: list[Conflict] = []
+    for g in groups:
+        chrono = g.chronological()
+        latest_m, latest_r = chrono[-1]
+        # The most recent document decides; within it, a stop statement wins over a listing.
+        last_date = latest_r.date or ""
+        latest_doc_mentions = [m for m, r in chrono if (r.date or "") == last_date and r.path == latest_r.path]
+        status = "stopped" if any(m.status == "stopped" for m in latest_doc_mentions) else "active"
+        with_dose = [m for m, _ in chrono if m.dose]
+        with_freq = [m for m, _ in chrono if m.frequency]
+        stop = next((it for it in reversed(chrono) if it[0].status == "stopped"), None)
+        start = next((m.date for m, _ in chrono if m.status != "stopped" and m.date), None)
+        end = None
+        if status == "stopped" and stop is not None:
+            end = stop[0].date or stop[1].date
+        entry = TreatmentEntry(
+            id=_entry_id("treatment", g.key),
+            drug=latest_m.label,
+            brand=_most_common(m.brand for m in g.mentions),
+            atc=_most_common(m.code for m in g.mentions),
+            dose=with_dose[-1].dose if with_dose else None,
+            frequency=with_freq[-1].frequency if with_freq else None,
+            route=_most_common(m.route for m in g.mentions),
+            status=status,
+            start=start,
+            end=end,
+            sources=g.sources(),
+            confidence=_combined_confidence(g.mentions, g.documents),
+        )
+        entries.append(entry)
+        statuses = {(r.path, m.status or "active") for m, r in chrono}
+        stopped_in = sorted({p for p, s in statuses if s == "stopped"})
+        active_in = sorted({p for p, s in statuses if s == "active"} - set(stopped_in))
+        if stopped_in and active_in:
+            if status == "stopped":
+                msg = f"{entry.drug} is stopped in {', '.join(stopped_in)} but still listed in {', '.join(active_in)}"
+            else:
+                msg = f"{entry.drug} is listed in {', '.join(active_in)} after being stopped in {', '.join(stopped_in)}"
+            conflicts.append(
+                Conflict(kind="stopped_still_listed", block="treatment", message=msg, entry=entry.id, sources=entry.sources)
+            )
+    entries.sort(key=lambda e: (e.status != "active", fold(e.drug)))
+    return entries, conflicts
+
+
+def _status(entries: list, absences: list[Mention]) -> str:
+    if entries:
+        return "known"
+    return "none_known" if absences else "unknown"
+
+
+def _absence_conflicts(block: str, entries: list, absences: list[tuple[Mention, DocumentRecord]]) -> list[Conflict]:
+    """An entry in one document and an explicit absence in another is a contradiction to review."""
+    out = []
+    names = {"history": "label", "allergy": "substance", "treatment": "drug"}
+    for e in entries:
+        if block == "history" and e.kind == "family":
+            continue
+        docs = {s.document for s in e.sources}
+        against = [(m, r) for m, r in absences if r.path not in docs]
+        if against:
+            out.append(
+                Conflict(
+                    kind=f"{block}_vs_none_known",
+                    block=block,
+                    message=(
+                        f"{getattr(e, names[block])} is stated in {', '.join(sorted(docs))} "
+                        f"but {', '.join(sorted({r.path for _, r in against}))} states none known"
+                    ),
+                    entry=e.id,
+                    sources=e.sources + [_source(m, r) for m, r in against],
+                )
+            )
+    return out
+
+
+def _document_infos(records: list[DocumentRecord]) -> tuple[list[DocumentInfo], set[str], list[Warning]]:
+    infos, warnings, duplicates = [], [], set()
+    first_by_sha: dict[str, str] = {}
+    for r in sorted(records, key=lambda r: r.path):
+        info = DocumentInfo(
+            path=r.path,
+            sha256=r.sha256,
+            kind=r.kind,
+            pages=len(r.pages),
+            ocr_pages=r.ocr_pages,
+            doc_type=r.doc_type,
+            date=r.date,
+            size=r.size,
+            outcome="failed" if r.error else "ok",
+            error=r.error,
+        )
+        if r.sha256 in first_by_sha and not r.error:
+            info.outcome = "duplicate"
+            info.duplicate_of = first_by_sha[r.sha256]
+            duplicates.add(r.path)
+        elif not r.error:
+            first_by_sha[r.sha256] = r.path
+        if r.error:
+            warnings.append(
+                Warning(document=r.path, code=r.error, message=r.error_detail or r.error.replace("_", " "))
+            )
+        infos.append(info)
+    return infos, duplicates, warnings
+
+
+def consolidate(
+    dossier_id: str,
+    records: list[DocumentRecord],
+    mentions: dict[str, list[Mention]],
+    previous: Synthesis | None = None,
+    extra_warnings: list[Warning] | None = None,
+) -> Synthesis:
+    """Merge the mentions of all documents of a dossier into one proposed synthesis.
+
+    `mentions` maps a document's dossier-relative path to its mentions. Documents that failed
+    still appear in `documents` and `warnings`; their mentions (if any pages were read) count.
+    """
+    infos, duplicates, warnings = _document_infos(records)
+    by_path = {r.path: r for r in records}
+    history, allergies, treatments = [], [], []
+    absences: dict[str, list[tuple[Mention, DocumentRecord]]] = defaultdict(list)
+    for path, ms in sorted(mentions.items()):
+        record = by_path.get(path)
+        if record is None or path in duplicates:
+            continue
+        for m in ms:
+            if m.negated or m.hypothetical:
+                continue
+            if m.category == "absence":
+                if m.block and not m.family:
+                    absences[m.block].append((m, record))
+            elif m.category == "history":
+                history.append((m, record))
+            elif m.family:
+                continue  # a relative's allergy or treatment is not the patient's
+            elif m.category == "allergy":
+                allergies.append((m, record))
+            elif m.category == "treatment":
+                treatments.append((m, record))
+
+    history_entries = _build_history(_group(history, _history_key, _history_kind))
+    allergy_entries = _build_allergies(_group(allergies, _allergy_key))
+    treatment_entries, conflicts = _build_treatments(_group(treatments, _treatment_key))
+    conflicts += _absence_conflicts("allergy", allergy_entries, absences["allergy"])
+    conflicts += _absence_conflicts("history", history_entries, absences["history"])
+    conflicts += _absence_conflicts("treatment", treatment_entries, absences["treatment"])
+
+    synthesis = Synthesis(
+        dossier_id=dossier_id,
+        generated_at=datetime.now(timezone.utc),
+        extractor_version=__version__,
+        documents=infos,
+        history=history_entries,
+        allergies=allergy_entries,
+        treatments=treatment_entries,
+        history_status=_status(history_entries, absences["history"]),
+        allergy_status=_status(allergy_entries, absences["allergy"]),
+        treatment_status=_status(treatment_entries, absences["treatment"]),
+        conflicts=conflicts,
+        warnings=warnings + list(extra_warnings or []),
+    )
+    if previous is not None:
+        synthesis = preserve_reviewed(synthesis, previous)
+    return synthesis
+
+
+_BLOCKS = (
+    ("history", "history", ("label", "code", "kind", "date")),
+    ("allergies", "allergy", ("substance", "reaction", "kind")),
+    ("treatments", "treatment", ("drug", "dose", "frequency", "status")),
+)
+
+
+def _same_item(block: str, a, b) -> bool:
+    if a.id and a.id == b.id:
+        return True
+    if block == "history":
+        if a.kind != b.kind:
+            return False
+        if a.code and b.code:
+            return a.code == b.code
+        return fuzz.token_set_ratio(fold(a.label), fold(b.label)) >= FUZZY_MERGE
+    if block == "allergy":
+        return fuzz.token_set_ratio(fold(a.substance), fold(b.substance)) >= FUZZY_MERGE
+    if a.atc and b.atc and a.atc != b.atc:
+        return False
+    return fuzz.token_set_ratio(fold(a.drug), fold(b.drug)) >= FUZZY_MERGE
+
+
+def preserve_reviewed(new: Synthesis, previous: Synthesis) -> Synthesis:
+    """Keep every reviewed entry of `previous` exactly as it is; add new findings as proposed.
+
+    A new finding that is the same item as a reviewed entry is not added again; if it disagrees on
+    a field the reviewer settled (dose, status...), a `validated_disagreement` conflict says so.
+    """
+    whole_file = previous.status == "validated"
+    for attr, block, fields in _BLOCKS:
+        kept = [e for e in getattr(previous, attr) if whole_file or e.review is not None]
+        if not kept:
+            continue
+        merged = list(kept)
+        for e in getattr(new, attr):
+            match = next((k for k in kept if _same_item(block, k, e)), None)
+            if match is None:
+                merged.append(e)
+                continue
+            diffs = [f for f in fields if getattr(e, f) != getattr(match, f) and getattr(e, f) is not None]
+            if diffs:
+                detail = ", ".join(f"{f}: {getattr(match, f)!r} -> {getattr(e, f)!r}" for f in diffs)
+                new.conflicts.append(
+                    Conflict(
+                        kind="validated_disagreement",
+                        block=block,
+                        message=f"the documents now disagree with a reviewed entry ({detail})",
+                        entry=match.id,
+                        sources=e.sources,
+                    )
+                )
+        setattr(new, attr, merged)
+    if whole_file:
+        new.status = "validated"
+    for attr, status in (("history", "history_status"), ("allergies", "allergy_status"), ("treatments", "treatment_status")):
+        if getattr(new, attr):
+            setattr(new, status, "known")
+    return new

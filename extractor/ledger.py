@@ -1,0 +1,202 @@
+"""The ledger: a duckdb file recording every run, document and dossier. The only module that talks to duckdb.
+
+Tables are append-only and their columns never move (new columns go at the end), so auditors'
+SQL keeps working across versions. Only the driver process writes. No document text is stored
+here unless the run asked for it (`--store-text`, table `document_text`).
+
+Tables
+- runs(run_id, started_at, finished_at, root, extractor_version, rules_version, workers, scheduler,
+  dossiers_total, dossiers_processed, dossiers_skipped, documents_total, documents_failed,
+  pages, ocr_pages, seconds, exit_code)
+- documents(run_id, dossier_id, path, sha256, size, kind, doc_type, doc_date, pages, ocr_pages,
+  seconds, outcome, error, cached)
+- dossiers(run_id, dossier_id, documents, documents_failed, documents_duplicate, documents_ocr,
+  documents_undated, documents_medical, history, history_family, allergies, treatments,
+  treatments_active, history_status, allergy_status, treatment_status, conflicts, warnings,
+  empty, disorganised)
+- dossier_state(dossier_id, fingerprint, extractor_key, run_id, updated_at): what the last
+  finished run saw, for incremental runs (one row per dossier, replaced).
+- document_text(run_id, dossier_id, path, page, text): only with --store-text.
+
+Views
+- dossier_latest: the most recent row of `dossiers` for each dossier.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from extractor.errors import CouldNotRun
+from models.document import DocumentRecord
+from models.report import RunReport
+from models.synthesis import Synthesis
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, root VARCHAR,
+        extractor_version VARCHAR, rules_version VARCHAR, workers INTEGER, scheduler VARCHAR,
+        dossiers_total INTEGER, dossiers_processed INTEGER, dossiers_skipped INTEGER,
+        documents_total INTEGER, documents_failed INTEGER, pages INTEGER, ocr_pages INTEGER,
+        seconds DOUBLE, exit_code INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS documents (
+        run_id VARCHAR, dossier_id VARCHAR, path VARCHAR, sha256 VARCHAR, size BIGINT, kind VARCHAR,
+        doc_type VARCHAR, doc_date VARCHAR, pages INTEGER, ocr_pages INTEGER, seconds DOUBLE,
+        outcome VARCHAR, error VARCHAR, cached BOOLEAN)""",
+    """CREATE TABLE IF NOT EXISTS dossiers (
+        run_id VARCHAR, dossier_id VARCHAR, documents INTEGER, documents_failed INTEGER,
+        documents_duplicate INTEGER, documents_ocr INTEGER, documents_undated INTEGER,
+        documents_medical INTEGER, history INTEGER, history_family INTEGER, allergies INTEGER,
+        treatments INTEGER, treatments_active INTEGER, history_status VARCHAR, allergy_status VARCHAR,
+        treatment_status VARCHAR, conflicts INTEGER, warnings INTEGER, empty BOOLEAN, disorganised BOOLEAN)""",
+    """CREATE TABLE IF NOT EXISTS dossier_state (
+        dossier_id VARCHAR PRIMARY KEY, fingerprint VARCHAR, extractor_key VARCHAR, run_id VARCHAR,
+        updated_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS document_text (
+        run_id VARCHAR, dossier_id VARCHAR, path VARCHAR, page INTEGER, text VARCHAR)""",
+    """CREATE OR REPLACE VIEW dossier_latest AS
+        SELECT d.* FROM dossiers d JOIN runs r USING (run_id)
+        QUALIFY row_number() OVER (PARTITION BY d.dossier_id ORDER BY r.started_at DESC) = 1""",
+]
+
+# Documents that carry medical content; an administrative paper alone leaves a dossier "empty".
+MEDICAL_DOC_TYPES = {"compte_rendu", "ordonnance", "courrier", "consultation", "operatoire", "biologie"}
+
+
+def dossier_facts(synthesis: Synthesis) -> dict:
+    """The per-dossier counts auditors query. Definitions are documented in the README.
+
+    empty: no readable document with medical content (no document, only administrative papers,
+    or nothing could be read).
+    disorganised: has documents, but a machine cannot use them as they are: any failed document,
+    or most documents scanned (no text layer), or most documents undated, or an exact duplicate.
+    """
+    docs = [d for d in synthesis.documents if d.outcome != "duplicate"]
+    ok = [d for d in docs if d.outcome == "ok"]
+    failed = sum(d.outcome == "failed" for d in docs)
+    duplicate = sum(d.outcome == "duplicate" for d in synthesis.documents)
+    ocr = sum(d.ocr_pages > 0 for d in ok)
+    undated = sum(d.date is None for d in ok)
+    medical = sum(d.doc_type in MEDICAL_DOC_TYPES for d in ok)
+    empty = medical == 0 and not (synthesis.history or synthesis.allergies or synthesis.treatments)
+    disorganised = bool(docs) and (failed > 0 or duplicate > 0 or 2 * ocr > len(docs) or 2 * undated > len(docs))
+    return {
+        "documents": len(docs),
+        "documents_failed": failed,
+        "documents_duplicate": duplicate,
+        "documents_ocr": ocr,
+        "documents_undated": undated,
+        "documents_medical": medical,
+        "history": sum(e.kind != "family" for e in synthesis.history),
+        "history_family": sum(e.kind == "family" for e in synthesis.history),
+        "allergies": len(synthesis.allergies),
+        "treatments": len(synthesis.treatments),
+        "treatments_active": sum(t.status == "active" for t in synthesis.treatments),
+        "history_status": synthesis.history_status,
+        "allergy_status": synthesis.allergy_status,
+        "treatment_status": synthesis.treatment_status,
+        "conflicts": len(synthesis.conflicts),
+        "warnings": len(synthesis.warnings),
+        "empty": empty,
+        "disorganised": disorganised,
+    }
+
+
+class Ledger:
+    """An open ledger. Use as a context manager; one writer process at a time (the batch lock ensures it)."""
+
+    def __init__(self, path: Path, read_only: bool = False):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+            if not read_only:
+                for stmt in SCHEMA:
+                    self.con.execute(stmt)
+        except duckdb.Error as e:
+            raise CouldNotRun(
+                f"the ledger {path} cannot be opened ({type(e).__name__}); if it is damaged, "
+                f"move it away and run `synthese ledger rebuild ROOT` to rebuild it from the synthese.json files"
+            ) from e
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def start_run(self, report: RunReport, rules_version: str = "") -> None:
+        self.con.execute(
+            "INSERT INTO runs (run_id, started_at, root, extractor_version, rules_version, workers, scheduler) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [report.run_id, report.started_at, report.root, report.extractor_version, rules_version,
+             report.workers, report.scheduler],
+        )
+
+    def finish_run(self, report: RunReport) -> None:
+        self.con.execute(
+            "UPDATE runs SET finished_at=?, dossiers_total=?, dossiers_processed=?, dossiers_skipped=?, "
+            "documents_total=?, documents_failed=?, pages=?, ocr_pages=?, seconds=?, exit_code=? WHERE run_id=?",
+            [report.finished_at or datetime.now(timezone.utc), report.dossiers_total, report.dossiers_processed,
+             report.dossiers_skipped, report.documents_total, report.documents_failed, report.pages,
+             report.ocr_pages, report.seconds, report.exit_code, report.run_id],
+        )
+
+    def record_dossier(
+        self,
+        run_id: str,
+        synthesis: Synthesis,
+        records: list[DocumentRecord],
+        cached: set[str] = frozenset(),
+        store_text: bool = False,
+    ) -> None:
+        """Record one summarised dossier and its documents, in one transaction."""
+        facts = dossier_facts(synthesis)
+        by_path = {r.path: r for r in records}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for d in synthesis.documents:
+                r = by_path.get(d.path)
+                self.con.execute(
+                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, synthesis.dossier_id, d.path, d.sha256, d.size, d.kind, d.doc_type, d.date, d.pages,
+                     d.ocr_pages, r.seconds if r else None, d.outcome, d.error, d.path in cached],
+                )
+                if store_text and r is not None:
+                    self.con.executemany(
+                        "INSERT INTO document_text VALUES (?, ?, ?, ?, ?)",
+                        [[run_id, synthesis.dossier_id, d.path, p.number, p.text] for p in r.pages],
+                    )
+            cols = ", ".join(facts)
+            marks = ", ".join("?" for _ in facts)
+            self.con.execute(
+                f"INSERT INTO dossiers (run_id, dossier_id, {cols}) VALUES (?, ?, {marks})",
+                [run_id, synthesis.dossier_id, *facts.values()],
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def dossier_state(self, dossier_id: str) -> tuple[str, str] | None:
+        row = self.con.execute(
+            "SELECT fingerprint, extractor_key FROM dossier_state WHERE dossier_id = ?", [dossier_id]
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def all_dossier_states(self) -> dict[str, tuple[str, str]]:
+        rows = self.con.execute("SELECT dossier_id, fingerprint, extractor_key FROM dossier_state").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def set_dossier_state(self, dossier_id: str, fingerprint: str, extractor_key: str, run_id: str) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO dossier_state VALUES (?, ?, ?, ?, ?)",
+            [dossier_id, fingerprint, extractor_key, run_id, datetime.now(timezone.utc)],
+        )
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
