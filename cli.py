@@ -143,8 +143,7 @@ def evaluate(
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        for table in report.to_tables():
-            out.print(table)
+        out.print(report.to_table())
 
 
 @ledger_app.command("rebuild")
