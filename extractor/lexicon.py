@@ -116,8 +116,10 @@ def load_lexicons() -> dict[str, Lexicon]:
     conditions = Lexicon()
     for row in _read_tsv("conditions.tsv"):
         t = Term("condition", row["label"], row.get("code") or None, row.get("kind") or "medical")
+        t_upper = Term("condition", row["label"], row.get("code") or None, row.get("kind") or "medical", upper=True)
         for s in [row["label"], *_synonyms(row.get("synonyms", ""))]:
-            conditions.add(s, t)
+            # short synonyms ("irc", "lam", "toc") are initials: only in capitals
+            conditions.add(s, t_upper if len(s) <= 4 and " " not in s else t)
     for row in _read_tsv("cim10_terms.tsv"):
         t = Term("condition", row["label"], row["code"], row.get("kind") or "medical", source="cim10")
         if key_of(row["label"]) not in conditions.terms:
