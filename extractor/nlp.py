@@ -1,0 +1,93 @@
+"""The EDS-NLP pipeline, built once per process (lazily), with cue lists extended from `rules/cues.toml`.
+
+Only the qualifiers run here (normalizer, sentences, negation, hypothesis, family): the spans themselves are
+found by our lexicon matcher (`extractor.lexicon`) and put in the doc's span group "synth" before the
+qualifiers run, so offsets remain those of the page text (the doc is made with `nlp.make_doc(page.text)`).
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+from extractor.lexicon import load_cues
+
+SPAN_GROUP = "synth"
+_LOCK = threading.Lock()
+LOAD_SECONDS: float | None = None
+
+
+def _merge(default: list[str], extra: list[str]) -> list[str]:
+    seen, out = set(), []
+    for t in [*default, *extra]:
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+@functools.cache
+def _build():
+    global LOAD_SECONDS
+    t0 = time.perf_counter()
+    import edsnlp
+    from edsnlp.pipes.qualifiers.family import patterns as fam_p
+    from edsnlp.pipes.qualifiers.hypothesis import patterns as hyp_p
+    from edsnlp.pipes.qualifiers.negation import patterns as neg_p
+
+    cues = load_cues()
+    getter = {SPAN_GROUP: True}
+    nlp = edsnlp.blank("eds")
+    nlp.add_pipe("eds.normalizer")
+    nlp.add_pipe("eds.sentences")
+    neg = cues.get("negation", {})
+    nlp.add_pipe("eds.negation", config=dict(
+        span_getter=getter,
+        preceding=_merge(neg_p.preceding, neg.get("preceding", [])),
+        following=_merge(neg_p.following, neg.get("following", [])),
+        pseudo=_merge(neg_p.pseudo, neg.get("pseudo", [])),
+    ))
+    hyp = cues.get("hypothesis", {})
+    nlp.add_pipe("eds.hypothesis", config=dict(
+        span_getter=getter,
+        preceding=_merge(hyp_p.preceding, hyp.get("preceding", [])),
+        following=_merge(hyp_p.following, hyp.get("following", [])),
+        verbs_hyp=_merge(hyp_p.verbs_hyp, hyp.get("verbs", [])),
+    ))
+    fam = cues.get("family", {})
+    nlp.add_pipe("eds.family", config=dict(
+        span_getter=getter, family=_merge(fam_p.family, fam.get("members", [])), use_sections=False,
+    ))
+    LOAD_SECONDS = time.perf_counter() - t0
+    return nlp
+
+
+def get_nlp():
+    """The qualifier pipeline, built on first use (~3-4 s) and shared by the process."""
+    with _LOCK:
+        return _build()
+
+
+def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, bool]]:
+    """(negated, hypothetical, family) for each character span of `text`, by EDS-NLP's qualifiers.
+
+    Spans that do not align on tokens are expanded to the enclosing tokens.
+    """
+    if not spans:
+        return []
+    nlp = get_nlp()
+    doc = nlp.make_doc(text)
+    ents = []
+    for s, e in spans:
+        span = doc.char_span(s, e, alignment_mode="expand")
+        ents.append(span)
+    doc.spans[SPAN_GROUP] = [sp for sp in ents if sp is not None]
+    for _, proc in nlp.pipeline:
+        doc = proc(doc)
+    out = []
+    for sp in ents:
+        if sp is None:
+            out.append((False, False, False))
+        else:
+            out.append((bool(sp._.negation), bool(sp._.hypothesis), bool(sp._.family)))
+    return out
