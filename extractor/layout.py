@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 
 from models.document import DocumentRecord, Page
 
-ZONE_LINES = 5  # lines from the top and from the bottom of a page where letterheads and footers sit
+ZONE_LINES = 3  # lines from the top and from the bottom of a page where letterheads and footers sit
 MIN_SIMILARITY = 88.0  # rapidfuzz ratio (0-100) between two masked lines to count as the same line
 MIN_DOSSIER_DOCUMENTS = 3
 
@@ -42,11 +42,12 @@ def line_key(line: str) -> str:
     return _SPACES.sub(" ", _DIGITS.sub("#", line.lower())).strip()
 
 
-def _zone(page: Page) -> list[tuple[int, int]]:
+def _zone(page: Page) -> list[tuple[str, tuple[int, int]]]:
+    """The top and bottom lines of a page, each with its side: a header only matches headers."""
     spans = line_spans(page.text)
-    if len(spans) <= 2 * ZONE_LINES:
-        return spans
-    return spans[:ZONE_LINES] + spans[-ZONE_LINES:]
+    top = spans[:ZONE_LINES]
+    bottom = spans[max(ZONE_LINES, len(spans) - ZONE_LINES):]
+    return [("top", s) for s in top] + [("bottom", s) for s in bottom]
 
 
 class _Clusters:
@@ -93,10 +94,10 @@ def mark_boilerplate(pages: list[Page]) -> list[Page]:
     clusters = _Clusters()
     found: list[tuple[Page, tuple[int, int], int]] = []
     for page in with_text:
-        for start, end in _zone(page):
+        for side, (start, end) in _zone(page):
             key = line_key(page.text[start:end])
             if _useful(key):
-                found.append((page, (start, end), clusters.add(key, page.number)))
+                found.append((page, (start, end), clusters.add(f"{side}|{key}", page.number)))
     for page, span, cluster in found:
         if len(clusters.owners[cluster]) >= need:
             _add_spans(page, [span])
@@ -112,10 +113,10 @@ def mark_dossier_boilerplate(documents: list[DocumentRecord]) -> list[DocumentRe
     found: list[tuple[Page, tuple[int, int], int]] = []
     for d, doc in enumerate(documents):
         for page in doc.pages:
-            for start, end in _zone(page):
+            for side, (start, end) in _zone(page):
                 key = line_key(page.text[start:end])
                 if _useful(key) and len(key) >= 4:
-                    found.append((page, (start, end), clusters.add(key, d)))
+                    found.append((page, (start, end), clusters.add(f"{side}|{key}", d)))
     for page, span, cluster in found:
         if len(clusters.owners[cluster]) >= MIN_DOSSIER_DOCUMENTS:
             _add_spans(page, [span])
