@@ -17,12 +17,15 @@ Tables
 - dossier_state(dossier_id, fingerprint, extractor_key, run_id, updated_at): what the last
   finished run saw, for incremental runs (one row per dossier, replaced).
 - document_text(run_id, dossier_id, path, page, text): only with --store-text.
+  Column added at the end: files (JSON [[path, size, mtime_ns, sha256], ...]), the files that run
+  saw: size + mtime_ns unchanged means the sha256 is reused without reading the file again.
 
 Views
 - dossier_latest: the most recent row of `dossiers` for each dossier.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,6 +61,7 @@ SCHEMA = [
     """CREATE OR REPLACE VIEW dossier_latest AS
         SELECT d.* FROM dossiers d JOIN runs r USING (run_id)
         QUALIFY row_number() OVER (PARTITION BY d.dossier_id ORDER BY r.started_at DESC) = 1""",
+    "ALTER TABLE dossier_state ADD COLUMN IF NOT EXISTS files VARCHAR",
 ]
 
 # Documents that carry medical content; an administrative paper alone leaves a dossier "empty".
@@ -153,8 +157,15 @@ class Ledger:
         records: list[DocumentRecord],
         cached: set[str] = frozenset(),
         store_text: bool = False,
+        state: tuple[str, str] | None = None,
+        files: list[tuple[str, int, int, str]] | None = None,
     ) -> None:
-        """Record one summarised dossier and its documents, in one transaction."""
+        """Record one summarised dossier and its documents, in one transaction.
+
+        With `state` (fingerprint, extractor_key) and `files` [(path, size, mtime_ns, sha256)], the
+        dossier's incremental state is replaced in the same transaction: call it only once the
+        dossier's synthese.json is written, so a run killed in between redoes the dossier.
+        """
         facts = dossier_facts(synthesis)
         by_path = {r.path: r for r in records}
         self.con.execute("BEGIN TRANSACTION")
@@ -177,6 +188,8 @@ class Ledger:
                 f"INSERT INTO dossiers (run_id, dossier_id, {cols}) VALUES (?, ?, {marks})",
                 [run_id, synthesis.dossier_id, *facts.values()],
             )
+            if state is not None:
+                self._replace_state(synthesis.dossier_id, state[0], state[1], run_id, files or [])
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -197,6 +210,24 @@ class Ledger:
             "INSERT OR REPLACE INTO dossier_state VALUES (?, ?, ?, ?, ?)",
             [dossier_id, fingerprint, extractor_key, run_id, datetime.now(timezone.utc)],
         )
+
+    def _replace_state(self, dossier_id: str, fingerprint: str, key: str, run_id: str,
+                       files: list[tuple[str, int, int, str]]) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO dossier_state (dossier_id, fingerprint, extractor_key, run_id, updated_at, files) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [dossier_id, fingerprint, key, run_id, datetime.now(timezone.utc), json.dumps(files)],
+        )
+
+    def dossier_files(self, dossier_id: str) -> tuple[str, str, dict[str, tuple[int, int, str]]] | None:
+        """(fingerprint, extractor_key, {path: (size, mtime_ns, sha256)}) as the last finished run saw them."""
+        row = self.con.execute(
+            "SELECT fingerprint, extractor_key, files FROM dossier_state WHERE dossier_id = ?", [dossier_id]
+        ).fetchone()
+        if row is None:
+            return None
+        files = {f[0]: (f[1], f[2], f[3]) for f in json.loads(row[2] or "[]")}
+        return row[0], row[1], files
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
