@@ -62,6 +62,14 @@ FILLER_EXAM = ["Patient(e) conscient(e), orienté(e), eupnéique en air ambiant.
                "TA 138/82 mmHg, FC 72/min, SpO2 97 %, apyrétique.", "Examen neurologique sans déficit sensitivo-moteur."]
 FILLER_EVOL = ["L'évolution a été favorable.", "Les suites ont été simples.", "Le patient a pu regagner son domicile.",
                "Une surveillance clinique et biologique a été réalisée.", "Bonne tolérance clinique."]
+FILLER_HDM = ["Les symptômes évoluent depuis une dizaine de jours, d'aggravation progressive.", "Pas de notion de voyage récent ni de contage.",
+              "Le médecin traitant a adressé le/la patient(e) aux urgences devant la persistance des symptômes.",
+              "Aux urgences, les constantes étaient stables et un premier bilan biologique a été prélevé.",
+              "Le/la patient(e) décrit une asthénie et une diminution des apports alimentaires.", "Pas de fièvre rapportée à domicile."]
+FILLER_PARA = ["ECG : rythme sinusal régulier, pas de trouble de la repolarisation.", "Radiographie thoracique : pas de foyer, pas d'épanchement pleural.",
+               "Échographie cardiaque : FEVG conservée à 58 %, pas de valvulopathie significative.",
+               "Scanner thoracique : absence d'anomalie parenchymateuse évolutive.", "Échographie abdominale : foie de taille normale, voies biliaires fines.",
+               "Doppler veineux des membres inférieurs : pas de thrombose.", "Bandelette urinaire négative."]
 MOTIFS = ["dyspnée d'effort", "douleur thoracique", "altération de l'état général", "chute à domicile", "malaise", "œdèmes des membres inférieurs", "fièvre"]
 
 
@@ -135,6 +143,7 @@ class Profile:
     allergy: str = "known"
     treatment: str = "known"
     n_clinical: int | None = None
+    first_type: str | None = None  # type of the first clinical document (compte_rendu, courrier, consultation)
     renders: dict[int, str] = field(default_factory=dict)  # clinical doc index -> text|scanned_pdf|jpeg|png|tiff|mixed_pdf
     rotations: dict[int, int] = field(default_factory=dict)  # clinical doc index -> rotation of its first scanned page
 
@@ -426,7 +435,7 @@ class Dossier:
         dl = self.dateline(d, town)
         if dl:
             body.append(("line", dl))
-        body.append(("title", r.choice(["COMPTE RENDU D'HOSPITALISATION", "Compte rendu d'hospitalisation", "LETTRE DE LIAISON"])))
+        body.append(("title", r.choice(["COMPTE RENDU D'HOSPITALISATION", "Compte rendu d'hospitalisation", "CR D'HOSPITALISATION"])))
         body.append(("line", f"Motif d'hospitalisation : {r.choice(MOTIFS)}"))
         body += self.history_section(d, full=True)
         if self.p.allergy != "unknown" or self.allergy_list:
@@ -438,6 +447,7 @@ class Dossier:
             body.append(("heading", self.title("treatment_entry")))
             body += [("line", self.med_line(d, m)) for m in before] or [("line", self.none_treatment(d))]
         hdm = [f"Patient(e) de {d.date.year - self.birth.year if d.date else 70} ans hospitalisé(e) pour {r.choice(MOTIFS)}."]
+        hdm += [x.replace("le/la", "le" if self.sex == "M" else "la").replace("Le/la", "Le" if self.sex == "M" else "La") for x in r.sample(FILLER_HDM, 4)]
         if r.random() < 0.6:
             hyp = self.hypothesis_line()
             if hyp:
@@ -446,6 +456,7 @@ class Dossier:
         exam = r.sample(FILLER_EXAM, 4)
         neg = self.negated_history_line() if r.random() < 0.5 else None
         body += [("heading", self.title("exam")), ("para", sexed(" ".join(exam + ([neg] if neg else [])), self.sex))]
+        body += [("heading", "Examens complémentaires")] + [("line", x) for x in r.sample(FILLER_PARA, r.randint(3, 5))]
         if r.random() < 0.6:
             body.append(("para", self.lab_prose()))
         evo = r.sample(FILLER_EVOL, 2)
@@ -667,7 +678,7 @@ class Dossier:
         if not p.admin_only:
             n = p.n_clinical or r.randint(2, 5)
             types = ["compte_rendu", "courrier", "consultation"]
-            clinical.append(Doc(r.choice(types), "", None))
+            clinical.append(Doc(p.first_type or r.choice(types), "", None))
             pool = ["compte_rendu", "courrier", "consultation", "ordonnance", "biologie", "consultation", "courrier"]
             if self.p.treatment != "known":
                 pool = [t for t in pool if t != "ordonnance"]
