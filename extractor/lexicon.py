@@ -76,6 +76,7 @@ class Lexicon:
     """Surface key -> terms, per category, plus the longest key length in tokens."""
 
     terms: dict[str, list[Term]] = field(default_factory=dict)
+    prefixes: set[str] = field(default_factory=set)  # every proper token prefix of a key, for early stopping
     max_len: int = 1
 
     def add(self, surface: str, term: Term) -> None:
@@ -85,7 +86,10 @@ class Lexicon:
         bucket = self.terms.setdefault(k, [])
         if term not in bucket:
             bucket.append(term)
-        self.max_len = max(self.max_len, k.count(" ") + 1)
+        toks = k.split(" ")
+        for i in range(1, len(toks)):
+            self.prefixes.add(" ".join(toks[:i]))
+        self.max_len = max(self.max_len, len(toks))
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -184,28 +188,31 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
                fuzzy: bool = False) -> list[Match]:
     """Longest-first, non-overlapping lexicon matches over token n-grams.
 
-    `upper` terms only match where the original text is written in capitals. With `fuzzy`, single
-    tokens of 7+ characters not found exactly are compared to the lexicon's single-token keys (OCR noise).
+    n-grams grow while they are a prefix of some key and never cross a line break or sentence punctuation.
+    `upper` terms only match where the original text starts with a capitalised abbreviation. With `fuzzy`,
+    single tokens of 7+ characters not found exactly are compared to the lexicon's single-token keys (OCR noise).
     """
     out: list[Match] = []
-    i, n = 0, len(tokens)
+    n = len(tokens)
+    # barrier[i]: a separator lies between token i and token i+1
+    barrier = [bool(_BARRIER.search(folded, tokens[i][2], tokens[i + 1][1])) for i in range(n - 1)] + [True]
+    terms_of, prefixes = lex.terms, lex.prefixes
+    i = 0
     while i < n:
         hit = None
-        for size in range(min(lex.max_len, n - i), 0, -1):
-            toks = tokens[i:i + size]
-            # n-grams do not cross a line break or sentence punctuation
-            if size > 1 and any(re.search(r"[\n.;:!?()]", folded[a[2]:b[1]]) for a, b in zip(toks, toks[1:])):
-                continue
-            k = " ".join(t for t, _, _ in toks)
-            terms = lex.terms.get(k)
-            if not terms:
-                continue
-            start, end = toks[0][1], toks[-1][2]
-            surface = text[start:end]
-            ok = tuple(t for t in terms if not t.upper or _is_upper(surface))
-            if ok:
-                hit = Match(start, end, k, ok)
+        key = ""
+        j = i
+        while j < n:
+            key = tokens[j][0] if j == i else key + " " + tokens[j][0]
+            terms = terms_of.get(key)
+            if terms:
+                start, end = tokens[i][1], tokens[j][2]
+                ok = tuple(t for t in terms if not t.upper or _is_upper(text[start:tokens[i][2]]))
+                if ok:
+                    hit = Match(start, end, key, ok)
+            if barrier[j] or key not in prefixes:
                 break
+            j += 1
         if hit is None and fuzzy and len(tokens[i][0]) >= 7 and not tokens[i][0].isdigit():
             hit = _fuzzy_one(text, tokens[i], lex)
         if hit:
@@ -217,6 +224,7 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
     return out
 
 
+_BARRIER = re.compile(r"[\n.;:!?()]")
 _SINGLE_KEYS: dict[int, tuple[str, ...]] = {}
 
 

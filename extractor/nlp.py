@@ -81,7 +81,8 @@ def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, b
     for s, e in spans:
         span = doc.char_span(s, e, alignment_mode="expand")
         ents.append(span)
-    doc.spans[SPAN_GROUP] = [sp for sp in ents if sp is not None]
+    # The qualifiers expect spans in text order.
+    doc.spans[SPAN_GROUP] = sorted((sp for sp in ents if sp is not None), key=lambda sp: (sp.start, sp.end))
     for _, proc in nlp.pipeline:
         doc = proc(doc)
     out = []

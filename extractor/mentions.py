@@ -1,0 +1,378 @@
+"""Stage: page texts -> mentions (history, allergy, treatment, absence), with qualifiers and provenance.
+
+In: a `DocumentRecord` whose pages carry text (text layer or OCR). Out: a list of `Mention`, offsets into
+each page's text. Spans are found by our lexicons (`extractor.lexicon`), placed in sections
+(`extractor.sections`), then qualified (negated / hypothetical / family) by EDS-NLP (`extractor.nlp`).
+Qualified mentions are kept with their flags: consolidation decides what becomes an entry.
+
+Block rules (clinical conventions):
+- history: conditions and procedures anywhere but allergy / treatment sections; kind is family in a
+  family section or when EDS-NLP says so, surgical for procedures or in a surgical-history section.
+- allergy: allergens (and any drug) in an allergy section, or in a clause with an allergy cue
+  ("allergie à", "intolérance aux"); the reaction is read in the same clause.
+- treatment: drugs in a treatment / ordonnance section (or a whole ordonnance), or on a line with posology;
+  a drug only discussed elsewhere ("sous Kardégic depuis 2010" in the history of illness) is not a current
+  treatment. A stop cue makes it `stopped`; "remplacé par X" makes X active.
+- absence: explicit absence phrasings of `rules/cues.toml` [absence], or a section of a block whose whole
+  body is a bare "néant" / "0" / "RAS".
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from extractor.lexicon import Match, find_terms, fold, load_cues, load_lexicons, tokenize
+from extractor.nlp import qualify
+from extractor.sections import Section, find_sections, section_at
+from models.document import DocumentRecord, Mention, Page
+
+SNIPPET_MAX = 160
+_ALLERGY_CUE = re.compile(r"\b(?:allergi\w*|intoleran\w*|hypersensibilit\w*|anaphyla\w*|reaction \w+ (?:a|au|aux)\b)")
+_INTOL_CUE = re.compile(r"\bintoleran\w*")
+_CLAUSE_END = re.compile(r"[\n;]|\.(?:\s|$)")
+
+
+@dataclass
+class _Cand:
+    category: str
+    match: Match
+    label: str
+    section: Section | None
+    code: str | None = None
+    kind: str | None = None
+    brand: str | None = None
+    confidence: float = 1.0
+    extra: dict | None = None
+
+
+def _phrase_regex(phrases: list[str]) -> re.Pattern:
+    alts = []
+    for p in sorted({fold(x) for x in phrases}, key=len, reverse=True):
+        rx = re.escape(p).replace(r"\ ", r"\s+").replace(":", r"\s*:\s*").replace("'", r"['\s]?")
+        rx = rx.replace(r"\s+\s*:", r"\s*:")
+        alts.append(rx)
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alts) + r")(?![a-z0-9])")
+
+
+@functools.cache
+def _patterns() -> dict:
+    cues = load_cues()
+    absence = cues["absence"]
+    pos = cues["posology"]
+    tr = cues["treatment"]
+    return {
+        "absence": {b: _phrase_regex(absence[b]) for b in ("history", "allergy", "treatment")},
+        "bare": {fold(x) for x in absence["bare"]},
+        "dose": [re.compile(p) for p in pos["dose"]],
+        "frequency": [re.compile(p) for p in pos["frequency"]],
+        "duration": [re.compile(p) for p in pos["duration"]],
+        "route": [(re.compile(r"(?<![a-z])" + re.escape(fold(w)) + r"(?![a-z])"), v) for w, v in pos["route"]],
+        "line_markers": [re.compile(p) for p in pos["line_markers"]],
+        "stop_before": _phrase_regex(tr["stop_before"]),
+        "stop_after": _phrase_regex(tr["stop_after"]),
+        "start_before": _phrase_regex(tr["start_before"]),
+        "not_current": _phrase_regex(tr["not_current"]),
+        "dates": [re.compile(p, re.MULTILINE) for p in cues["dates"]["patterns"]],
+    }
+
+
+def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    ls = text.rfind("\n", 0, start) + 1
+    le = text.find("\n", end)
+    return ls, (len(text) if le < 0 else le)
+
+
+def _clause_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
+    ls, le = _line_bounds(folded, start, end)
+    cs = ls
+    for m in _CLAUSE_END.finditer(folded, ls, start):
+        cs = m.end()
+    m = _CLAUSE_END.search(folded, end, le)
+    ce = m.start() if m else le
+    return cs, ce
+
+
+def snippet_of(text: str, start: int, end: int) -> str:
+    """The line around a span, trimmed to about 160 characters centred on the span."""
+    ls, le = _line_bounds(text, start, end)
+    if le - ls > SNIPPET_MAX:
+        half = max(0, (SNIPPET_MAX - (end - start)) // 2)
+        ls, le = max(ls, start - half), min(le, end + half)
+    return " ".join(text[ls:le].split())
+
+
+def _ocr_conf(page: Page, start: int, end: int) -> float:
+    confs = [w.conf for w in page.words if w.start < end and w.end > start and w.conf >= 0]
+    if confs:
+        return max(0.0, min(1.0, sum(confs) / len(confs) / 100))
+    return page.ocr_confidence if page.ocr_confidence is not None else 0.7
+
+
+def _first(patterns: list[re.Pattern], s: str, exclude: list[tuple[int, int]] = ()) -> re.Match | None:
+    best = None
+    for p in patterns:
+        for m in p.finditer(s):
+            if any(a <= m.start() < b for a, b in exclude):
+                continue
+            if best is None or m.start() < best.start():
+                best = m
+            break
+    return best
+
+
+def _find_date(folded: str, start: int, end: int) -> str | None:
+    ls, le = _line_bounds(folded, start, end)
+    cs, ce = _clause_bounds(folded, start, end)
+    pats = _patterns()["dates"]
+    for lo, hi in ((start, ce), (cs, start), (ls, le)):
+        seg = folded[lo:hi]
+        for p in pats:
+            m = p.search(seg)
+            if m and not re.search(r"\b(?:a|age de)\s*$", seg[: m.start()]):
+                return m.group(1)
+    return None
+
+
+def _in_boilerplate(page: Page, start: int, end: int) -> bool:
+    return any(a <= start and end <= b for a, b in page.boilerplate)
+
+
+def _bare_absence(text: str, folded: str, sec: Section) -> tuple[int, int] | None:
+    le = folded.find("\n", sec.start) if sec.inline else -1
+    body_end = sec.end if le < 0 or le > sec.end else le
+    body = folded[sec.start:body_end]
+    stripped = body.strip(" \t\n.;,")
+    if stripped in _patterns()["bare"]:
+        s = sec.start + body.index(stripped) if stripped else sec.start
+        return s, s + len(stripped)
+    return None
+
+
+def _allergy_context(folded: str, sec: Section | None, start: int, end: int) -> bool:
+    if sec is not None and sec.block == "allergy":
+        return True
+    cs, _ = _clause_bounds(folded, start, end)
+    return bool(_ALLERGY_CUE.search(folded, max(cs, start - 80), start))
+
+
+def _posology_line(folded: str, start: int, end: int) -> bool:
+    ls, le = _line_bounds(folded, start, end)
+    seg = folded[end:le]
+    return any(p.search(seg) for p in _patterns()["line_markers"][:3])
+
+
+def _treatment_details(folded: str, text: str, m: Match, next_start: int) -> dict:
+    pats = _patterns()
+    _, ce = _line_bounds(folded, m.start, m.end)
+    hi = min(ce, next_start)
+    seg = folded[m.end:hi]
+    durations = [(d.start(), d.end()) for p in pats["duration"] for d in p.finditer(seg)]
+    out: dict = {}
+    dm = _first(pats["dose"], seg, durations)
+    if dm:
+        out["dose"] = " ".join(text[m.end + dm.start():m.end + dm.end()].split())
+    excl = durations + ([(dm.start(), dm.end())] if dm else [])
+    fm = _first(pats["frequency"], seg, excl)
+    if fm:
+        out["frequency"] = " ".join(text[m.end + fm.start():m.end + fm.end()].split())
+    for rx, val in pats["route"]:
+        if rx.search(seg):
+            out["route"] = val
+            break
+    return out
+
+
+def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None:
+    """stopped / active from cues between the previous drug and this one, and right after it; None: no cue."""
+    pats = _patterns()
+    cs, ce = _clause_bounds(folded, m.start, m.end)
+    lo = max(prev_end, _line_bounds(folded, m.start, m.end)[0], m.start - 60)
+    before = folded[lo:m.start]
+    last_stop = max((x.end() for x in pats["stop_before"].finditer(before)), default=-1)
+    last_start = max((x.end() for x in pats["start_before"].finditer(before)), default=-1)
+    if last_start >= 0 and last_start >= last_stop:
+        return "active"
+    if last_stop >= 0:
+        return "stopped"
+    after = folded[m.end:min(next_start, ce + 1, m.end + 60)]
+    sa = pats["stop_after"].search(after)
+    if sa and not re.search(r"\d", after[: sa.start()]) or (sa and sa.start() < 25):
+        return "stopped"
+    return None
+
+
+def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
+    text = page.text
+    if not text or not text.strip():
+        return []
+    lex = load_lexicons()
+    pats = _patterns()
+    folded = fold(text)
+    tokens = [t for t in tokenize(folded) if not _in_boilerplate(page, t[1], t[2])]
+    sections = find_sections(text)
+    whole_ordonnance = record.doc_type == "ordonnance"
+    is_ocr = page.source == "ocr"
+    cands: list[_Cand] = []
+    taken: list[tuple[int, int]] = []
+
+    def overlaps(m: Match) -> bool:
+        return any(m.start < b and a < m.end for a, b in taken)
+
+    # Absences: explicit phrasings, then bare section bodies.
+    for block, rx in pats["absence"].items():
+        for am in rx.finditer(folded):
+            if _in_boilerplate(page, am.start(), am.end()):
+                continue
+            tail = folded[am.end():am.end() + 12]
+            if block == "allergy" and re.match(r"\s*(?:a|au|aux|a l|d)\b|\s*'", tail) and "connu" not in folded[am.start():am.end()]:
+                continue  # "pas d'allergie à l'iode": a negated allergy, not an absence
+            if block == "history" and re.match(r"\s*(?:de|d|d')\b|\s*'", tail) and not re.search(r"nota|partic|conn|:", folded[am.start():am.end()]):
+                continue  # "pas d'antécédent de diabète": a negated condition
+            if block == "treatment" and re.match(r"\s*(?:par|de|d)\b", tail):
+                continue
+            mt = Match(am.start(), am.end(), "", ())
+            cands.append(_Cand("absence", mt, block, section_at(sections, am.start()), extra={"block": block}))
+            taken.append((am.start(), am.end()))
+    for sec in sections:
+        if sec.block and not any(sec.title_start <= a < sec.end for a, _ in taken):
+            span = _bare_absence(text, folded, sec)
+            if span:
+                mt = Match(span[0], span[1], "", ())
+                cands.append(_Cand("absence", mt, sec.block, sec, extra={"block": sec.block}))
+                taken.append((sec.title_start, span[1]))
+
+    # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
+    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not overlaps(m)]
+    allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not overlaps(m)]
+    allergen_spans = {(m.start, m.end) for m in allergen_matches}
+
+    tr_drugs: list[tuple[Match, Section | None]] = []
+    for m in drug_matches:
+        sec = section_at(sections, m.start)
+        if _allergy_context(folded, sec, m.start, m.end):
+            if not any(m.start < b and a < m.end for a, b in allergen_spans):
+                allergen_matches.append(m)
+            continue
+        in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
+        posology = _posology_line(folded, m.start, m.end)
+        term = m.terms[0]
+        if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
+            continue
+        if not (in_tr or posology):
+            continue
+        cs, _ = _clause_bounds(folded, m.start, m.end)
+        if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
+            continue
+        tr_drugs.append((m, sec))
+    for i, (m, sec) in enumerate(tr_drugs):
+        term = m.terms[0]
+        prev_end = tr_drugs[i - 1][0].end if i else 0
+        next_start = tr_drugs[i + 1][0].start if i + 1 < len(tr_drugs) else len(text)
+        details = _treatment_details(folded, text, m, next_start)
+        status = _status(folded, m, prev_end, next_start) or "active"
+        in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
+        conf = 0.95 if in_tr else 0.75
+        if term.kind == "brand" and term.strict:
+            conf -= 0.15
+        cands.append(_Cand("treatment", m, term.label, sec, code=term.code, brand=term.brand if term.kind == "brand" else None,
+                           confidence=conf, extra={**details, "status": status}))
+        taken.append((m.start, m.end))
+
+    # Allergies.
+    reactions = find_terms(text, folded, tokens, lex["reactions"])
+    for m in sorted(allergen_matches, key=lambda x: x.start):
+        if overlaps(m):
+            continue
+        sec = section_at(sections, m.start)
+        if not _allergy_context(folded, sec, m.start, m.end):
+            continue
+        term = m.terms[0]
+        cs, ce = _clause_bounds(folded, m.start, m.end)
+        lo = cs if sec is None or sec.block != "allergy" else max(cs, sec.start)
+        kind = "intolerance" if _INTOL_CUE.search(folded, max(lo, m.start - 60), m.start) else "allergy"
+        if sec is not None and sec.block == "allergy" and not _ALLERGY_CUE.search(folded, lo, m.start) \
+                and _INTOL_CUE.search(folded, sec.title_start, sec.title_end) and "allerg" not in folded[sec.title_start:sec.title_end]:
+            kind = "intolerance"
+        reaction = None
+        line_end = _line_bounds(folded, m.start, m.end)[1]
+        for r in reactions:
+            if m.end <= r.start <= min(line_end, m.end + 60) and not re.search(r"[;\n]", folded[m.end:r.start]):
+                nxt = [a for a in allergen_matches if m.end <= a.start < r.start]
+                if not nxt:
+                    reaction = r.terms[0].label
+                    break
+        conf = 0.9 if (sec is not None and sec.block == "allergy") else 0.8
+        cands.append(_Cand("allergy", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
+                           extra={"reaction": reaction}))
+        taken.append((m.start, m.end))
+
+    # History.
+    for m in find_terms(text, folded, tokens, lex["conditions"], fuzzy=True):
+        if overlaps(m):
+            continue
+        before = folded[max(0, m.start - 6):m.start]
+        if re.search(r"\d\s*$", before):
+            continue  # "2 gouttes", "3 x"
+        sec = section_at(sections, m.start)
+        if sec is not None and sec.block in ("allergy", "treatment"):
+            continue
+        if _allergy_context(folded, sec, m.start, m.end):
+            continue
+        term = m.terms[0]
+        if sec is not None and sec.block == "history":
+            conf = 0.9
+        elif sec is not None and sec.name in ("conclusion", "histoire_maladie"):
+            conf = 0.75
+        elif sec is None:
+            conf = 0.7
+        else:
+            conf = 0.55
+        if term.source == "cim10":
+            conf -= 0.1
+        if m.fuzzy:
+            conf *= m.score * 0.9
+        kind = term.kind or "medical"
+        if sec is not None and sec.kind == "surgical":
+            kind = "surgical"
+        cands.append(_Cand("history", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
+                           extra={"date": _find_date(folded, m.start, m.end)}))
+        taken.append((m.start, m.end))
+
+    qual_idx = [i for i, c in enumerate(cands) if c.category != "absence"]
+    quals = qualify(text, [(cands[i].match.start, cands[i].match.end) for i in qual_idx])
+    qmap = dict(zip(qual_idx, quals))
+
+    out: list[Mention] = []
+    for i, c in enumerate(cands):
+        neg, hyp, fam = qmap.get(i, (False, False, False))
+        m = c.match
+        extra = c.extra or {}
+        in_family_section = c.section is not None and c.section.kind == "family"
+        family = (fam or in_family_section) and c.category == "history"
+        kind = c.kind
+        if c.category == "history" and family:
+            kind = "family"
+        conf = c.confidence
+        if is_ocr:
+            conf *= 0.5 + 0.5 * _ocr_conf(page, m.start, m.end)
+        out.append(Mention(
+            category=c.category, block=extra.get("block"), label=c.label, text=text[m.start:m.end], page=page.number,
+            start=m.start, end=m.end, snippet=snippet_of(text, m.start, m.end),
+            section=c.section.name if c.section else None, code=c.code, kind=kind, date=extra.get("date"),
+            reaction=extra.get("reaction"), brand=c.brand, dose=extra.get("dose"), frequency=extra.get("frequency"),
+            route=extra.get("route"), status=extra.get("status"), negated=neg and c.category != "absence",
+            hypothetical=hyp, family=family, ocr=is_ocr, confidence=round(max(0.0, min(1.0, conf)), 3),
+        ))
+    out.sort(key=lambda x: x.start)
+    return out
+
+
+def extract_mentions(record: DocumentRecord) -> list[Mention]:
+    """All mentions of a document, page by page, in text order. Pages without text give none."""
+    out: list[Mention] = []
+    for page in record.pages:
+        if page.source == "empty" and not page.text:
+            continue
+        out.extend(_page_mentions(record, page))
+    return out
