@@ -9,6 +9,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -62,41 +63,77 @@ def _dossier_table(rows) -> Table:
     return t
 
 
+def _summary_table(rep) -> Table:
+    t = Table(title="Run")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    rows = [
+        ("dossiers processed / skipped / total", f"{rep.dossiers_processed} / {rep.dossiers_skipped} / {rep.dossiers_total}"),
+        ("documents read / from cache / failed", f"{rep.documents_total - rep.documents_cached} / {rep.documents_cached} / {rep.documents_failed}"),
+        ("pages (OCR)", f"{rep.pages} ({rep.ocr_pages})"),
+        ("workers", str(rep.workers) + (f" on {rep.scheduler}" if rep.scheduler else "")),
+        ("seconds", f"{rep.seconds:.1f}"),
+    ]
+    rows += [(f"failed: {reason}", str(n)) for reason, n in sorted(rep.failures_by_reason.items())]
+    rows += [(f"stage {stage} (s)", f"{s:.2f}") for stage, s in sorted(rep.stage_seconds.items())]
+    for what, value in rows:
+        t.add_row(what, value)
+    return t
+
+
 @app.command()
 def run(
     root: Optional[Path] = typer.Argument(None, help="Folder of dossier folders (or one dossier). Default: a copy of the shipped samples."),
     ledger: Optional[Path] = typer.Option(None, help="Ledger file (default ROOT/.synthese/ledger.duckdb)."),
     report: Optional[Path] = typer.Option(None, help="Write the run report (JSON) here."),
-    full: bool = typer.Option(False, "--full", help="Process every dossier, even unchanged ones."),
+    full: bool = typer.Option(False, "--full", help="Process every dossier and read every document again, even unchanged ones."),
     only: list[str] = typer.Option([], "--only", help="Process only these dossier ids (repeatable)."),
-    store_text: bool = typer.Option(False, "--store-text", help="Also store page text in the ledger (health data!)."),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+                                             help="Only dossiers with a file modified at or after this date (local time)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: one per core)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run on a dask.distributed cluster, e.g. tcp://host:8786."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for another run on the same ROOT to end instead of exiting with code 3."),
+    store_text: bool = typer.Option(False, "--store-text", help="Also store page text in the ledger and cache (health data!)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Process every dossier under ROOT and write synthese.json in each."""
+    """Process the dossiers under ROOT that changed since the last run and write synthese.json in each."""
+    import signal
+
     from extractor.batch import RunOptions
     from extractor.batch import run as run_batch
     from extractor.config import Settings
 
     _setup_logging(verbose)
+    if workers is not None and workers < 1:
+        err.print("[red]error:[/red] --workers must be at least 1")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="synthese-samples-")) / "dossiers"
         shutil.copytree(SAMPLES_DIR, root, ignore=shutil.ignore_patterns("*.gold.json"))
         err.print(f"no ROOT given: running on a copy of the shipped samples in {root}")
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     rows = []
     try:
         settings = Settings(store_text=store_text)
         rep = run_batch(
-            RunOptions(root=root, ledger=ledger, report=report, full=full, only=only),
+            RunOptions(root=root, ledger=ledger, report=report, full=full, only=only, since=since,
+                       workers=workers, scheduler=scheduler, wait=wait, progress=progress),
             settings,
-            on_dossier=lambda o: rows.append(o.synthesis),
+            on_dossier=lambda o: rows.append(o.synthesis) if len(rows) < 30 else None,
         )
     except SyntheseError as e:
         raise _fail(e)
-    out.print(_dossier_table(rows))
-    out.print(
-        f"{rep.dossiers_processed} dossiers, {rep.documents_total} documents "
-        f"({rep.documents_failed} failed), {rep.pages} pages ({rep.ocr_pages} OCR) in {rep.seconds:.1f} s"
-    )
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    if rows and rep.dossiers_processed <= 30:
+        out.print(_dossier_table(rows))
+    out.print(_summary_table(rep))
     raise typer.Exit(rep.exit_code)
 
 

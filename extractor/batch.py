@@ -37,7 +37,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from extractor import __version__
-from extractor.cache import ResultCache, processing_key
+from extractor.cache import TRANSIENT_ERRORS, ResultCache, processing_key
 from extractor.config import OUTPUT_NAME, STATE_DIR, Settings
 from extractor.errors import REASONS, BadArguments, CouldNotRun, ExitCode
 from extractor.ingest import Candidate, discover_dossiers, list_documents, sha256_file
@@ -52,6 +52,11 @@ log = logging.getLogger("synthese")
 
 # Files the run itself puts in a dossier: neither documents nor worth a warning.
 OWN_FILES = ("temp_file", "state_dir")
+# A dossier with a document that failed for a reason of the moment ("timeout", "crashed",
+# "out_of_memory") is recorded with its key marked RETRY: the next run reads those documents
+# once more (the others come from the cache); if they fail again it is marked GAVE_UP and left
+# alone until a document changes or the extractor key does.
+RETRY, GAVE_UP = "!retry", "!gave-up"
 
 
 class RunOptions(BaseModel):
@@ -110,6 +115,7 @@ class DossierJob:
     results: dict[str, DocumentResult] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
     pending: int = 0
+    previous_key: str | None = None
 
 
 def _file_entry(cand: Candidate, known: dict[str, tuple[int, int, str]]) -> tuple[str, int, int, str]:
@@ -209,10 +215,11 @@ class _Runner:
             to_read.append((c, entry))
         fp = fingerprint(files, skipped)
         self._stage("plan", time.perf_counter() - t0)
-        if not self.o.full and state and state[0] == fp and state[1] == self.key and (dossier / OUTPUT_NAME).exists():
+        if (not self.o.full and state and state[0] == fp and state[1] in (self.key, self.key + GAVE_UP)
+                and (dossier / OUTPUT_NAME).exists()):
             self.report.dossiers_skipped += 1
             return None
-        job = DossierJob(dossier, dossier_id, warnings, files, fp)
+        job = DossierJob(dossier, dossier_id, warnings, files, fp, previous_key=state[1] if state else None)
         for c, (rel, size, _, sha) in to_read:
             hit = None if (self.o.full or sha == "unreadable") else self.cache.get(sha)
             if hit is not None:
@@ -230,9 +237,12 @@ class _Runner:
         results = [job.results[f[0]] for f in job.files if f[0] in job.results]
         synthesis = summarise_dossier(job.dossier, job.dossier_id, results, self.settings, job.warnings)
         t1 = time.perf_counter()
+        key = self.key
+        if any(r.record.error in TRANSIENT_ERRORS for r in results):
+            key += GAVE_UP if job.previous_key in (self.key + RETRY, self.key + GAVE_UP) else RETRY
         self.ledger.record_dossier(
             self.report.run_id, synthesis, [r.record for r in results], cached=job.cached,
-            store_text=self.settings.store_text, state=(job.fingerprint, self.key),
+            store_text=self.settings.store_text, state=(job.fingerprint, key),
             files=[list(f) for f in job.files],
         )
         t2 = time.perf_counter()

@@ -398,6 +398,10 @@ def serve(in_fd: int, out_fd: int, parent: int) -> None:
                 send.send_bytes(pickle.dumps(("pages", pages)))
             result = process(Path(path), Path(dossier), settings)
             send.send_bytes(pickle.dumps(("done", result)))
+        except ImportError as e:
+            # The installation, not the document: every document would fail the same way.
+            send.send_bytes(pickle.dumps(("fatal", f"{type(e).__name__}: {e}")))
+            return
         except MemoryError:
             try:
                 send.send_bytes(pickle.dumps(("oom",)))

@@ -1,0 +1,124 @@
+"""Worker isolation (issue 5 §1): real worker processes, real signals, real RLIMIT_AS, a real FIFO.
+
+The functions at the top are what the workers run in these tests ("test_workers:NAME"): they
+stand in for the reader when the failure must be certain (a hang, abort(), a MemoryError), so
+the pool's handling is tested apart from any particular bad file. `read_only` runs the real reader.
+"""
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from extractor.config import Settings
+from extractor.pipeline import DocumentResult
+from extractor.workers import Task, WorkerPool, count_pages, timeout_for
+from helpers_docs import PARAGRAPH, text_pdf
+from models.document import DocumentRecord
+
+LOADS = 0  # how many times this module was imported in this process
+
+
+def _loaded():
+    global LOADS
+    LOADS += 1
+
+
+_loaded()
+
+
+def fake_process(path, dossier, settings):
+    """Behaves according to the file name: hang, abort, oom, bug, slowN (N s per page), else ok."""
+    name = Path(path).name
+    if name.startswith("hang"):
+        time.sleep(3600)
+    if name.startswith("abort"):
+        os.abort()  # SIGABRT from C, as pdfium does when an allocation fails
+    if name.startswith("oom"):
+        bytearray(8 << 30)  # beyond RLIMIT_AS: MemoryError
+    if name.startswith("bug"):
+        raise ValueError("a bug, not the document")
+    if name.startswith("slow"):
+        time.sleep(float(name[4:7]) * count_pages(Path(path)))
+    record = DocumentRecord(path=name, sha256="", size=0,
+                            error_detail=f"{os.getpid()}:{LOADS}:{os.environ.get('OMP_THREAD_LIMIT')}")
+    return DocumentResult(record=record)
+
+
+def read_only(path, dossier, settings):
+    """The real reader without the NLP stages."""
+    from extractor.reader import read_document
+
+    record = read_document(Path(path), Path(dossier), settings)
+    return DocumentResult(record=record, stage_seconds={"read": record.seconds})
+
+
+def _run(pool, names, folder):
+    tasks = {n: Task(key=n, path=folder / n, dossier=folder, rel=n) for n in names}
+    for t in tasks.values():
+        pool.submit(t)
+    got = {}
+    deadline = time.monotonic() + 60
+    while len(got) < len(tasks) and time.monotonic() < deadline:
+        for o in pool.poll(0.2):
+            got[o.task.key] = o
+    return got
+
+
+def test_a_hang_a_crash_and_a_memory_error_fail_their_document_only(tmp_path):
+    for n in ("a.pdf", "hang.pdf", "abort.pdf", "oom.pdf", "bug.pdf", "b.pdf", "c.pdf"):
+        (tmp_path / n).write_bytes(b"not really a pdf")
+    settings = Settings(doc_timeout_base=1.0, doc_timeout_per_page=0.5, doc_memory_mb=600)
+    with WorkerPool(2, settings, process="test_workers:fake_process") as pool:
+        got = _run(pool, ["a.pdf", "hang.pdf", "abort.pdf", "oom.pdf", "bug.pdf", "b.pdf", "c.pdf"], tmp_path)
+        assert pool.stats.replaced_workers == 3  # hang (killed), abort (died), oom (exits after reporting)
+    failures = {k: o.failure for k, o in got.items()}
+    assert failures == {"a.pdf": None, "hang.pdf": "timeout", "abort.pdf": "crashed", "oom.pdf": "out_of_memory",
+                        "bug.pdf": "crashed", "b.pdf": None, "c.pdf": None}
+    assert got["hang.pdf"].seconds < 10
+    assert all(o.result.record.path == k for k, o in got.items() if o.failure is None)
+
+
+def test_workers_are_long_lived_load_once_and_run_one_omp_thread(tmp_path):
+    names = [f"d{i}.pdf" for i in range(8)]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    with WorkerPool(2, Settings(), process="test_workers:fake_process") as pool:
+        got = _run(pool, names, tmp_path)
+    stamps = [o.result.record.error_detail.split(":") for o in got.values()]
+    assert len({pid for pid, _, _ in stamps}) <= 2  # 8 documents, 2 processes
+    assert {loads for _, loads, _ in stamps} == {"1"}  # the module was imported once per worker
+    assert {omp for _, _, omp in stamps} == {"1"}
+    assert str(os.getpid()) not in {pid for pid, _, _ in stamps}
+
+
+def test_the_time_limit_grows_with_the_page_count(tmp_path):
+    # 6 pages at 0.25 s each: 1.5 s, past the 0.6 s base alone but within 0.6 + 6 * 0.4.
+    text_pdf(tmp_path / "slow0.25.pdf", [PARAGRAPH] * 6)
+    settings = Settings(doc_timeout_base=0.6, doc_timeout_per_page=0.4)
+    assert timeout_for(settings, 6) == pytest.approx(3.0)
+    with WorkerPool(1, settings, process="test_workers:fake_process") as pool:
+        got = _run(pool, ["slow0.25.pdf"], tmp_path)
+    assert got["slow0.25.pdf"].failure is None
+    assert got["slow0.25.pdf"].pages == 6
+
+
+def test_a_fifo_times_out_with_the_real_reader(tmp_path):
+    os.mkfifo(tmp_path / "pipe.pdf")  # opening it for reading blocks until a writer comes: never
+    text_pdf(tmp_path / "ok.pdf", [PARAGRAPH])
+    settings = Settings(doc_timeout_base=1.0)
+    with WorkerPool(1, settings, process="test_workers:read_only") as pool:
+        got = _run(pool, ["pipe.pdf", "ok.pdf"], tmp_path)
+    assert got["pipe.pdf"].failure == "timeout"
+    assert got["ok.pdf"].failure is None
+    assert got["ok.pdf"].result.record.error is None
+    assert "Antécédents" in got["ok.pdf"].result.record.pages[0].text
+
+
+def test_a_worker_that_cannot_import_its_pipeline_stops_the_run(tmp_path):
+    from extractor.errors import CouldNotRun
+
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    with pytest.raises(CouldNotRun, match="could not start"):
+        with WorkerPool(1, Settings(), process="no_such_module:process") as pool:
+            _run(pool, ["a.pdf"], tmp_path)
