@@ -58,7 +58,7 @@ SERVICES = ["Service de Cardiologie", "Service de Médecine Interne", "Service d
             "Service de Néphrologie", "Service de Chirurgie Viscérale", "Service de Neurologie"]
 RELATIVES = [("Père", "le père"), ("Mère", "la mère"), ("Frère", "le frère"), ("Sœur", "la sœur")]
 FILLER_EXAM = ["Patient(e) conscient(e), orienté(e), eupnéique en air ambiant.", "Auscultation cardio-pulmonaire sans particularité.",
-               "Abdomen souple, dépressible et indolore.", "Pas de signe d'insuffisance cardiaque droite.", "Mollets souples.",
+               "Abdomen souple, dépressible et indolore.", "Pas d'œdème des membres inférieurs, pas de turgescence jugulaire.", "Mollets souples.",
                "TA 138/82 mmHg, FC 72/min, SpO2 97 %, apyrétique.", "Examen neurologique sans déficit sensitivo-moteur."]
 FILLER_EVOL = ["L'évolution a été favorable.", "Les suites ont été simples.", "Le patient a pu regagner son domicile.",
                "Une surveillance clinique et biologique a été réalisée.", "Bonne tolérance clinique."]
@@ -69,7 +69,7 @@ FILLER_HDM = ["Les symptômes évoluent depuis une dizaine de jours, d'aggravati
 FILLER_PARA = ["ECG : rythme sinusal régulier, pas de trouble de la repolarisation.", "Radiographie thoracique : pas de foyer, pas d'épanchement pleural.",
                "Échographie cardiaque : FEVG conservée à 58 %, pas de valvulopathie significative.",
                "Scanner thoracique : absence d'anomalie parenchymateuse évolutive.", "Échographie abdominale : foie de taille normale, voies biliaires fines.",
-               "Doppler veineux des membres inférieurs : pas de thrombose.", "Bandelette urinaire négative."]
+               "Doppler veineux des membres inférieurs normal.", "Bandelette urinaire négative."]
 MOTIFS = ["dyspnée d'effort", "douleur thoracique", "altération de l'état général", "chute à domicile", "malaise", "œdèmes des membres inférieurs", "fièvre"]
 
 
