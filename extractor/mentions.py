@@ -122,15 +122,24 @@ def _first(patterns: list[re.Pattern], s: str, exclude: list[tuple[int, int]] = 
 
 
 def _find_date(folded: str, start: int, end: int) -> str | None:
-    ls, le = _line_bounds(folded, start, end)
+    """Year of a finding: after it up to the next comma ("IDM en 2015", "(2012)"), or a "2019 :" line head."""
     cs, ce = _clause_bounds(folded, start, end)
-    pats = _patterns()["dates"]
-    for lo, hi in ((start, ce), (cs, start), (ls, le)):
-        seg = folded[lo:hi]
-        for p in pats:
-            m = p.search(seg)
-            if m and not re.search(r"\b(?:a|age de)\s*$", seg[: m.start()]):
-                return m.group(1)
+    comma = folded.find(",", end, ce)
+    fwd = folded[end:(comma if comma >= 0 else ce)]
+    best = None
+    for p in _patterns()["dates"][:-1]:
+        for m in p.finditer(fwd):
+            if re.search(r"\b(?:a|age de)\s*$", fwd[: m.start()]):
+                continue  # "à 55 ans" is an age; "à 2015" is not a date either
+            if best is None or m.start() < best.start():
+                best = m
+            break
+    if best:
+        return best.group(1)
+    ls = folded.rfind("\n", 0, start) + 1
+    head = re.match(r"\s*[-*•]?\s*(?:en\s+)?((?:19|20)\d\d)\s*[:\-]", folded[ls:start])
+    if head:
+        return head.group(1)
     return None
 
 
