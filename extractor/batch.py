@@ -152,6 +152,10 @@ def _remove_own_temp(cand: Candidate) -> None:
 
 
 def _touched_since(dossier: Path, cands: list[Candidate], since_ns: int) -> bool:
+    """True when the folder or a file in it has an mtime at or after `since_ns`.
+
+    mtime, as `--since` promises: a file copied in with its old mtime kept (rsync -a, cp -p) is
+    not seen by `--since`; a plain incremental run (without it) compares contents and sees it."""
     try:
         if os.stat(dossier).st_mtime_ns >= since_ns:  # a file removed or renamed
             return True
@@ -162,7 +166,7 @@ def _touched_since(dossier: Path, cands: list[Candidate], since_ns: int) -> bool
             st = os.stat(c.path, follow_symlinks=False)
         except OSError:
             continue
-        if st.st_mtime_ns >= since_ns or st.st_ctime_ns >= since_ns:
+        if st.st_mtime_ns >= since_ns:
             return True
     return False
 
