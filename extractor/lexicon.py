@@ -214,6 +214,7 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
                 break
             j += 1
         if hit is None and fuzzy and len(tokens[i][0]) >= 7 and not tokens[i][0].isdigit():
+            _LEX_BY_ID.setdefault(id(lex), lex)
             hit = _fuzzy_one(text, tokens[i], lex)
         if hit:
             out.append(hit)
@@ -237,13 +238,22 @@ def _single_keys(lex: Lexicon) -> tuple[str, ...]:
 
 
 def _fuzzy_one(text: str, tok: tuple[str, int, int], lex: Lexicon) -> Match | None:
+    found = _fuzzy_key(tok[0], id(lex))
+    if found is None:
+        return None
+    k, score = found
+    return Match(tok[1], tok[2], k, tuple(lex.terms[k]), fuzzy=True, score=score)
+
+
+_LEX_BY_ID: dict[int, Lexicon] = {}
+
+
+@functools.lru_cache(maxsize=65536)
+def _fuzzy_key(token: str, lex_id: int) -> tuple[str, float] | None:
+    # Cached per word: the same words recur across the pages of a batch.
     from rapidfuzz import fuzz, process
 
-    keys = _single_keys(lex)
-    best = process.extractOne(tok[0], keys, scorer=fuzz.ratio, score_cutoff=88)
-    if not best:
+    best = process.extractOne(token, _single_keys(_LEX_BY_ID[lex_id]), scorer=fuzz.ratio, score_cutoff=88)
+    if not best or best[0][:1] != token[:1]:
         return None
-    k, score, _ = best
-    if k[:1] != tok[0][:1]:
-        return None
-    return Match(tok[1], tok[2], k, tuple(lex.terms[k]), fuzzy=True, score=score / 100)
+    return best[0], best[1] / 100

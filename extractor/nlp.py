@@ -68,6 +68,15 @@ def get_nlp():
         return _build()
 
 
+def _split_on_newlines(doc) -> None:
+    # Letters are lists: a cue on one line ("- Suspicion de BPCO") must not reach the item above it.
+    for tok in doc[1:]:
+        prev = doc[tok.i - 1]
+        if "\n" in prev.text or "\n" in prev.whitespace_:
+            if not tok.is_space:
+                tok.is_sent_start = True
+
+
 def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, bool]]:
     """(negated, hypothetical, family) for each character span of `text`, by EDS-NLP's qualifiers.
 
@@ -83,8 +92,10 @@ def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, b
         ents.append(span)
     # The qualifiers expect spans in text order.
     doc.spans[SPAN_GROUP] = sorted((sp for sp in ents if sp is not None), key=lambda sp: (sp.start, sp.end))
-    for _, proc in nlp.pipeline:
+    for name, proc in nlp.pipeline:
         doc = proc(doc)
+        if name.endswith("sentences"):
+            _split_on_newlines(doc)
     out = []
     for sp in ents:
         if sp is None:

@@ -42,7 +42,7 @@ SALT_PREFIXES = [
     "hydrogénomaléate", "bésilate", "mésilate", "tosilate", "fumarate", "hémifumarate", "tartrate", "hémitartrate",
     "bitartrate", "succinate", "citrate", "dihydrogénocitrate", "acétate", "propionate", "dipropionate", "valérate",
     "phosphate", "phosphate disodique", "phosphate sodique", "nitrate", "lactate", "gluconate", "camsilate",
-    "embonate", "pamoate", "acétonide", "oxalate", "chlorure", "bromure", "iodure", "mononitrate", "dinitrate", "furoate",
+    "embonate", "pamoate", "acétonide", "oxalate", "chlorure", "bromure", "iodure", "furoate",
     "butyrate", "acéponate", "succinate sodique", "étabonate", "décanoate", "énanthate", "palmitate",
     "hyclate", "hydrobromure", "méthylsulfate", "napadisilate", "xinafoate", "magnésium", "sodium",
     "potassium", "calcium", "arginine", "lysine", "trométamol", "érbumine", "tert-butylamine",
