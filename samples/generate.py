@@ -729,7 +729,7 @@ class Dossier:
                 cands = [len(clinical) - 1]
             clinical[cands[-1]].undated = True
             self.phenomena.append("undated")
-        if p.contradiction:
+        if p.contradiction and clinical and self.allergy_list:
             # the first document states the allergy; a later one writes "pas d'allergie connue"
             cands = [d for d in clinical[1:] if d.doc_type in ("compte_rendu", "courrier", "consultation")]
             if not cands:

@@ -27,6 +27,11 @@ def squash(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
+def squash_layer(s: str) -> str:
+    # pdfium reports a hyphen ending a line as a soft hyphen (\xad or \x02): compare without hyphens
+    return squash(re.sub("[-\xad\x02]", "", s))
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, list[GoldDossier]]:
     out = tmp_path_factory.mktemp("corpus")
@@ -88,9 +93,9 @@ def check_text_layers(root: Path, golds: list[GoldDossier]) -> int:
                 if page.scanned:
                     assert text.strip() == ""
                     continue
-                layer = squash(text)
+                layer = squash_layer(text)
                 for line in page.text.splitlines():
-                    assert squash(line) in layer, (d.path, line)
+                    assert squash_layer(line) in layer, (d.path, line)
                 checked += 1
     return checked
 
