@@ -230,6 +230,9 @@ class WorkerPool:
         for w in self.workers:
             if not self.queue:
                 return
+            if w.task is None and w.ready and w.proc.poll() is not None:
+                self._replace(w)  # died while idle (e.g. its parent thread ended): never give it work
+                continue
             if w.task is None and w.ready:
                 task = self.queue.popleft()
                 w.task, w.pages = task, None
@@ -337,6 +340,20 @@ def _vm_size_mb() -> int:
     return 0
 
 
+def warm_up() -> None:
+    """Load what the NLP stages load lazily (EDS-NLP pipeline, lexicons, compiled patterns) by
+    running them once on a made-up sentence, so the first real document does not pay for it."""
+    from extractor.classify import classify_document
+    from extractor.mentions import extract_mentions
+    from models.document import DocumentRecord, Page
+
+    text = ("Compte rendu de consultation du 12 mars 2024\nAntécédents : hypertension artérielle.\n"
+            "Allergie : pénicilline.\nTraitement : metformine 1000 mg matin et soir.\n")
+    record = DocumentRecord(path="warm-up", sha256="", size=0, pages=[Page(number=1, text=text, source="text_layer")])
+    classify_document(record)
+    extract_mentions(record)
+
+
 def _limit_memory(mb: int) -> None:
     import resource
 
@@ -373,6 +390,8 @@ def serve(in_fd: int, out_fd: int, parent: int) -> None:
                 logging.getLogger("synthese.workers").debug("preload %s skipped: %s", name, e)
         module, _, func = process_name.partition(":")
         process = getattr(importlib.import_module(module), func)
+        if process_name == DEFAULT_PROCESS:
+            warm_up()
     except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the run
         send.send_bytes(pickle.dumps(("fatal", f"{type(e).__name__}: {e}")))
         return
