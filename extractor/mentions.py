@@ -74,6 +74,8 @@ def _patterns() -> dict:
         "start_before": _phrase_regex(tr["start_before"]),
         "not_current": _phrase_regex(tr["not_current"]),
         "dates": [re.compile(p, re.MULTILINE) for p in cues["dates"]["patterns"]],
+        # A named relative (not the words "famille"/"familial", which titles use).
+        "relative": _phrase_regex([w for w in cues["family"]["members"] if not fold(w).startswith("famil")]),
     }
 
 
@@ -141,6 +143,18 @@ def _find_date(folded: str, start: int, end: int) -> str | None:
     if head:
         return head.group(1)
     return None
+
+
+_ITEM_SEP = re.compile(r"[,;:\n]")
+
+
+def _names_relative(folded: str, start: int, end: int) -> bool:
+    """A relative is named in the same list item ("..., père : IDM, ..." or "IDM chez le père")."""
+    seps_before = [m.end() for m in _ITEM_SEP.finditer(folded, 0, start) if folded[m.start()] != ":"]
+    item_start = seps_before[-1] if seps_before else 0
+    after = re.compile(r"[,;\n]").search(folded, end)
+    item_end = after.start() if after else len(folded)
+    return _patterns()["relative"].search(folded, item_start, item_end) is not None
 
 
 def _in_boilerplate(page: Page, start: int, end: int) -> bool:
@@ -358,6 +372,9 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         m = c.match
         extra = c.extra or {}
         in_family_section = c.section is not None and c.section.kind == "family"
+        if c.section is not None and c.section.kind == "mixed":
+            # The title itself says "familiaux": only a named relative makes the item family history.
+            fam = _names_relative(folded, m.start, m.end)
         family = (fam or in_family_section) and c.category == "history"
         kind = c.kind
         if c.category == "history" and family:

@@ -70,11 +70,18 @@ def get_nlp():
 
 def _split_on_newlines(doc) -> None:
     # Letters are lists: a cue on one line ("- Suspicion de BPCO") must not reach the item above it.
+    # But prose is wrapped by the page width: "... Suspicion\nde BPCO." is one sentence. A line break
+    # continues the sentence when the line before ends without punctuation and the next starts in lower case.
     for tok in doc[1:]:
         prev = doc[tok.i - 1]
         if "\n" in prev.text or "\n" in prev.whitespace_:
-            if not tok.is_space:
-                tok.is_sent_start = True
+            if tok.is_space:
+                continue
+            last = prev
+            while last.is_space and last.i > 0:
+                last = doc[last.i - 1]
+            wrapped = tok.text[:1].islower() and last.text[-1:] not in ".!?:;" and not last.is_space
+            tok.is_sent_start = not wrapped
 
 
 def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, bool]]:
