@@ -90,8 +90,43 @@ def find_sections(text: str) -> list[Section]:
     out: list[Section] = []
     for i, (ts, te, bs, name, block, kind, inline) in enumerate(hits):
         end = hits[i + 1][0] if i + 1 < len(hits) else len(text)
+        if inline:
+            end = min(end, _inline_end(text, bs))
         out.append(Section(name, block, kind, bs, max(bs, end), ts, te, inline))
     return out
+
+
+_CONTINUES = re.compile(r"[ \t]*(?:[a-zà-ÿœ0-9(]|[\-–•·*][ \t])")
+
+
+def _is_upper(line: str) -> bool:
+    letters = [c for c in line if c.isalpha()]
+    return len(letters) >= 3 and all(c.isupper() for c in letters)
+
+
+def _inline_end(text: str, body_start: int) -> int:
+    """Where an inline section ("Allergies : néant") ends when its title line carries content.
+
+    In prose ("Allergies : néant\nSon traitement comporte ...") the next sentence is not part of
+    the section: it ends with its line, unless the next line continues it (wrapped text starting in
+    lower case, or a list item). A title line with nothing after the colon runs to the next title.
+    """
+    eol = text.find("\n", body_start)
+    if eol < 0:
+        return len(text)
+    if not text[body_start:eol].strip():
+        return len(text)
+    while eol >= 0:
+        line_start = text.rfind("\n", 0, eol) + 1
+        ends_sentence = text[line_start:eol].rstrip()[-1:] in (".", "!", "?")
+        nxt = text.find("\n", eol + 1)
+        nxt = len(text) if nxt < 0 else nxt
+        line, next_line = text[line_start:eol], text[eol + 1:nxt]
+        shouting = _is_upper(line) and _is_upper(next_line)  # "ALLERGIE AUX PRODUITS\nDE CONTRASTE IODES"
+        if ends_sentence or not (shouting or _CONTINUES.match(text, eol + 1, nxt)):
+            return eol
+        eol = text.find("\n", eol + 1)
+    return len(text)
 
 
 def section_at(sections: list[Section], offset: int) -> Section | None:
