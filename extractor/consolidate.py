@@ -79,12 +79,15 @@ def _combined_confidence(mentions: list[Mention], documents: int) -> float:
     return round(min(1.0, best + 0.05 * (documents - 1)), 3)
 
 
-def _most_common(values: Iterable[str | None]) -> str | None:
+def _most_common(values: Iterable[str | None], prefer_longer: bool = False) -> str | None:
+    """The value said most often; ties go to the longer (more specific) one when asked, else the first in order."""
     counts: dict[str, int] = defaultdict(int)
     for v in values:
         if v:
             counts[v] += 1
-    return max(counts, key=lambda v: (counts[v], v)) if counts else None
+    if not counts:
+        return None
+    return max(counts, key=lambda v: (counts[v], len(v) if prefer_longer else 0, v))
 
 
 class _Group:
@@ -152,7 +155,12 @@ def _history_kind(m: Mention) -> str:
 
 
 def _history_key(m: Mention) -> str:
-    return f"code:{m.code}" if m.code else f"label:{fold(m.label)}"
+    # Same CIM-10 category (3 characters) = same disease for a synthesis (E78.0 and E78.5 are both
+    # dyslipidaemias). Procedures carry catch-all Z codes (Z98.8 "other post-procedural states"),
+    # so surgical history is keyed on its label.
+    if m.code and _history_kind(m) != "surgical":
+        return f"code:{m.code.replace('.', '')[:3]}"
+    return f"label:{fold(m.label)}"
 
 
 def _allergy_key(m: Mention) -> str:
@@ -168,13 +176,13 @@ def _build_history(groups: list[_Group]) -> list[HistoryEntry]:
     for g in groups:
         ms = g.mentions
         kind = _history_kind(ms[0])
-        label = _most_common(m.label for m in ms) or ms[0].label
+        label = _most_common((m.label for m in ms), prefer_longer=True) or ms[0].label
         date = _most_common(m.date for m in ms)
         entries.append(
             HistoryEntry(
                 id=_entry_id("history", f"{kind}:{g.key}"),
                 label=label,
-                code=_most_common(m.code for m in ms),
+                code=_most_common(m.code for m in ms if m.label == label) or _most_common(m.code for m in ms),
                 kind=kind,
                 date=date,
                 sources=g.sources(),

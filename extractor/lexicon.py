@@ -195,7 +195,8 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
     out: list[Match] = []
     n = len(tokens)
     # barrier[i]: a separator lies between token i and token i+1
-    barrier = [bool(_BARRIER.search(folded, tokens[i][2], tokens[i + 1][1])) for i in range(n - 1)] + [True]
+    width = line_width(text)
+    barrier = [_is_barrier(text, folded, tokens[i][2], tokens[i + 1][1], width) for i in range(n - 1)] + [True]
     terms_of, prefixes = lex.terms, lex.prefixes
     i = 0
     while i < n:
@@ -226,6 +227,36 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
 
 
 _BARRIER = re.compile(r"[\n.;:!?()]")
+
+
+def line_width(text: str) -> int:
+    """Length of the longest line: the page's text width, to tell wrapped prose from lists."""
+    return max((len(line) for line in text.split("\n")), default=0)
+
+
+def wraps(text: str, newline: int, width: int) -> bool:
+    """Whether the line break at `newline` only wraps prose ("... cure de\nhernie inguinale ...").
+
+    The line before is long (at least 3/4 of the page's longest line and 40 characters), does not end
+    a sentence or a clause, and the next line starts in lower case. Short lines are list items or
+    titles: "1-0-1\nlevothyroxine 75 µg" are two prescriptions, not one sentence.
+    """
+    line = text[text.rfind("\n", 0, newline) + 1:newline].rstrip()
+    return (
+        len(line) >= max(40, 0.75 * width)
+        and line[-1:] not in ".!?:;"
+        and text[newline + 1:newline + 2].islower()
+    )
+
+
+def _is_barrier(text: str, folded: str, gap_start: int, gap_end: int, width: int) -> bool:
+    """A separator between two tokens stops a term, except a line break that only wraps prose."""
+    gap = folded[gap_start:gap_end]
+    if not _BARRIER.search(gap):
+        return False
+    if gap.count("\n") != 1 or gap.strip():
+        return True
+    return not wraps(text, gap_start + gap.index("\n"), width)
 _SINGLE_KEYS: dict[int, tuple[str, ...]] = {}
 
 

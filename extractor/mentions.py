@@ -10,7 +10,8 @@ Block rules (clinical conventions):
   family section or when EDS-NLP says so, surgical for procedures or in a surgical-history section.
 - allergy: allergens (and any drug) in an allergy section, or in a clause with an allergy cue
   ("allergie à", "intolérance aux"); the reaction is read in the same clause.
-- treatment: drugs in a treatment / ordonnance section (or a whole ordonnance), or on a line with posology;
+- treatment: drugs in a treatment / ordonnance section (or a whole ordonnance), or on a line with posology,
+  or anywhere with a stop cue right beside them ("Arrêt du Kardégic." in a conclusion);
   a drug only discussed elsewhere ("sous Kardégic depuis 2010" in the history of illness) is not a current
   treatment. A stop cue makes it `stopped`; "remplacé par X" makes X active.
 - absence: explicit absence phrasings of `rules/cues.toml` [absence], or a section of a block whose whole
@@ -74,6 +75,7 @@ def _patterns() -> dict:
         "start_before": _phrase_regex(tr["start_before"]),
         "not_current": _phrase_regex(tr["not_current"]),
         "dates": [re.compile(p, re.MULTILINE) for p in cues["dates"]["patterns"]],
+        "surgical_after": re.compile(r"\s*" + _phrase_regex(cues["history"]["surgical_after"]).pattern),
         # A named relative (not the words "famille"/"familial", which titles use).
         "relative": _phrase_regex([w for w in cues["family"]["members"] if not fold(w).startswith("famil")]),
     }
@@ -283,7 +285,11 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
             continue
         if not (in_tr or posology):
-            continue
+            # Outside a treatment list a drug is only discussed, unless a stop is stated right beside it:
+            # "Arrêt du Kardégic." in a conclusion, "Ventoline arrêtée (mauvaise tolérance)." in a letter.
+            ls, le = _line_bounds(folded, m.start, m.end)
+            if _status(folded, m, ls, le) != "stopped":
+                continue
         cs, _ = _clause_bounds(folded, m.start, m.end)
         if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
             continue
@@ -335,8 +341,10 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if overlaps(m):
             continue
         before = folded[max(0, m.start - 6):m.start]
-        if re.search(r"\d\s*$", before):
-            continue  # "2 gouttes", "3 x"
+        if re.search(r"\d[ \t]*$|\d-$", before):
+            continue  # "2 gouttes", "3 x", "25-OH" (a lab analyte, not alcohol)
+        if re.search(r"(?:post|anti|pre|peri)-$", before):
+            continue  # "BPCO post-tabagique": the prefix makes another word
         sec = section_at(sections, m.start)
         if sec is not None and sec.block in ("allergy", "treatment"):
             continue
@@ -356,7 +364,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if m.fuzzy:
             conf *= m.score * 0.9
         kind = term.kind or "medical"
-        if sec is not None and sec.kind == "surgical":
+        if (sec is not None and sec.kind == "surgical") or _patterns()["surgical_after"].match(folded, m.end):
             kind = "surgical"
         cands.append(_Cand("history", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
                            extra={"date": _find_date(folded, m.start, m.end)}))

@@ -7,10 +7,11 @@ qualifiers run, so offsets remain those of the page text (the doc is made with `
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 
-from extractor.lexicon import load_cues
+from extractor.lexicon import line_width, load_cues, wraps
 
 SPAN_GROUP = "synth"
 _LOCK = threading.Lock()
@@ -70,18 +71,25 @@ def get_nlp():
 
 def _split_on_newlines(doc) -> None:
     # Letters are lists: a cue on one line ("- Suspicion de BPCO") must not reach the item above it.
-    # But prose is wrapped by the page width: "... Suspicion\nde BPCO." is one sentence. A line break
-    # continues the sentence when the line before ends without punctuation and the next starts in lower case.
+    # But prose is wrapped by the page width: "... Suspicion\nde BPCO." is one sentence (see `wraps`).
+    text = doc.text
+    width = line_width(text)
     for tok in doc[1:]:
         prev = doc[tok.i - 1]
-        if "\n" in prev.text or "\n" in prev.whitespace_:
-            if tok.is_space:
-                continue
-            last = prev
-            while last.is_space and last.i > 0:
-                last = doc[last.i - 1]
-            wrapped = tok.text[:1].islower() and last.text[-1:] not in ".!?:;" and not last.is_space
-            tok.is_sent_start = not wrapped
+        if tok.is_space or not ("\n" in prev.text or "\n" in prev.whitespace_):
+            continue
+        newline = text.rfind("\n", 0, tok.idx)
+        tok.is_sent_start = not wraps(text, newline, width)
+
+
+_POSOLOGY_TRIPLET = re.compile(r"\b\d+(?:[.,]\d+)?(?:\s*-\s*\d+(?:[.,]\d+)?){2,3}\b")
+
+
+def _mask_posology(text: str) -> str:
+    """The text the qualifiers see: dosing patterns ("1-0-1", ": 0-0-1") masked with letters of the
+    same length, so EDS-NLP's ": 0" cue ("Allergies : 0") does not read a dose as a negation.
+    Offsets are unchanged: the mask keeps every character position."""
+    return _POSOLOGY_TRIPLET.sub(lambda m: "x" * len(m.group()), text)
 
 
 def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, bool]]:
@@ -92,7 +100,7 @@ def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, b
     if not spans:
         return []
     nlp = get_nlp()
-    doc = nlp.make_doc(text)
+    doc = nlp.make_doc(_mask_posology(text))
     ents = []
     for s, e in spans:
         span = doc.char_span(s, e, alignment_mode="expand")
