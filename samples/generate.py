@@ -76,7 +76,9 @@ MOTIFS = ["dyspnée d'effort", "douleur thoracique", "altération de l'état gé
 # ---------------------------------------------------------------- small helpers
 
 def strip_accents(s: str) -> str:
-    return unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode("ascii").replace("oe", "oe")
+    """What a hurried typist writes: accents dropped, œ as "oe"; other signs (µ, °) stay as they are."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", s) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", bare.replace("œ", "oe").replace("Œ", "OE"))
 
 
 def elide_de(s: str) -> str:
