@@ -121,6 +121,16 @@ class _Group:
         return sorted(self.items, key=lambda it: (it[1].date or "", it[1].path, it[0].page, it[0].start))
 
 
+def _codes_agree(a: str | None, b: str | None) -> bool:
+    """Two codes that differ name two things (oméprazole A02BC01 is not ésoméprazole A02BC05),
+    however alike the words; CIM-10 codes agree on their 3-character category."""
+    if not a or not b:
+        return True
+    if a[:1].isalpha() and a[1:3].isdigit() and b[1:3].isdigit():  # CIM-10
+        return a.replace(".", "")[:3] == b.replace(".", "")[:3]
+    return a == b
+
+
 def _group(items: list[tuple[Mention, DocumentRecord]], key_of, scope_of=lambda m: "") -> list[_Group]:
     """Group mentions: exact key first, then fuzzy label match within the same scope."""
     groups: list[_Group] = []
@@ -135,7 +145,9 @@ def _group(items: list[tuple[Mention, DocumentRecord]], key_of, scope_of=lambda 
                 (
                     g
                     for g in groups
-                    if scope_of(g.mentions[0]) == scope and fuzz.token_set_ratio(label, g.label) >= FUZZY_MERGE
+                    if scope_of(g.mentions[0]) == scope
+                    and _codes_agree(m.code, g.mentions[0].code)
+                    and fuzz.token_set_ratio(label, g.label) >= FUZZY_MERGE
                 ),
                 None,
             )

@@ -130,3 +130,12 @@ def test_reviewed_entries_are_kept_and_disagreement_reported():
     assert kept.dose == "100 µg" and kept.review is not None and kept.review.by == "dr-x"
     assert [c.kind for c in second.conflicts] == ["validated_disagreement"]
     assert [a.substance for a in second.allergies] == ["latex"]
+
+
+def test_alike_names_with_different_codes_stay_apart():
+    records = [rec("a.pdf", "2023-01-01")]
+    s = consolidate("P1", records, {"a.pdf": [
+        m("treatment", "oméprazole", code="A02BC01", dose="10 mg"),
+        m("treatment", "ésoméprazole", code="A02BC05", dose="40 mg", start=20, end=32),
+    ]})
+    assert sorted((t.drug, t.dose) for t in s.treatments) == [("oméprazole", "10 mg"), ("ésoméprazole", "40 mg")]
