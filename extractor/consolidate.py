@@ -121,17 +121,19 @@ class _Group:
         return sorted(self.items, key=lambda it: (it[1].date or "", it[1].path, it[0].page, it[0].start))
 
 
-def _codes_agree(a: str | None, b: str | None) -> bool:
+def _same_code(a: str | None, b: str | None) -> bool:
     """Two codes that differ name two things (oméprazole A02BC01 is not ésoméprazole A02BC05),
-    however alike the words; CIM-10 codes agree on their 3-character category."""
-    if not a or not b:
-        return True
-    if a[:1].isalpha() and a[1:3].isdigit() and b[1:3].isdigit():  # CIM-10
-        return a.replace(".", "")[:3] == b.replace(".", "")[:3]
-    return a == b
+    however alike the words. A missing code agrees with anything."""
+    return not a or not b or a == b
 
 
-def _group(items: list[tuple[Mention, DocumentRecord]], key_of, scope_of=lambda m: "") -> list[_Group]:
+def _same_cim10_category(a: str | None, b: str | None) -> bool:
+    return not a or not b or a.replace(".", "")[:3] == b.replace(".", "")[:3]
+
+
+def _group(
+    items: list[tuple[Mention, DocumentRecord]], key_of, scope_of=lambda m: "", codes_agree=_same_code
+) -> list[_Group]:
     """Group mentions: exact key first, then fuzzy label match within the same scope."""
     groups: list[_Group] = []
     by_key: dict[tuple[str, str], _Group] = {}
@@ -146,7 +148,7 @@ def _group(items: list[tuple[Mention, DocumentRecord]], key_of, scope_of=lambda 
                     g
                     for g in groups
                     if scope_of(g.mentions[0]) == scope
-                    and _codes_agree(m.code, g.mentions[0].code)
+                    and codes_agree(m.code, g.mentions[0].code)
                     and fuzz.token_set_ratio(label, g.label) >= FUZZY_MERGE
                 ),
                 None,
@@ -367,7 +369,7 @@ def consolidate(
             elif m.category == "treatment":
                 treatments.append((m, record))
 
-    history_entries = _build_history(_group(history, _history_key, _history_kind))
+    history_entries = _build_history(_group(history, _history_key, _history_kind, _same_cim10_category))
     allergy_entries = _build_allergies(_group(allergies, _allergy_key))
     treatment_entries, conflicts = _build_treatments(_group(treatments, _treatment_key))
     conflicts += _absence_conflicts("allergy", allergy_entries, absences["allergy"])
