@@ -238,14 +238,14 @@ def wraps(text: str, newline: int, width: int) -> bool:
     """Whether the line break at `newline` only wraps prose ("... cure de\nhernie inguinale ...").
 
     The line before is long (at least 3/4 of the page's longest line and 40 characters), does not end
-    a sentence or a clause, and the next line starts in lower case. Short lines are list items or
+    a sentence or a clause, and the next line starts in lower case or with a digit ("type\n2"). Short lines are list items or
     titles: "1-0-1\nlevothyroxine 75 µg" are two prescriptions, not one sentence.
     """
     line = text[text.rfind("\n", 0, newline) + 1:newline].rstrip()
     return (
         len(line) >= max(40, 0.75 * width)
         and line[-1:] not in ".!?:;"
-        and text[newline + 1:newline + 2].islower()
+        and (text[newline + 1:newline + 2].islower() or text[newline + 1:newline + 2].isdigit())
     )
 
 

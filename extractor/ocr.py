@@ -268,6 +268,10 @@ def ocr_image(image: Image.Image, settings: Settings, number: int = 1, dpi: int 
             # Orientation is checked only when the upright reading looks poor: OSD costs ~0.6 s a
             # page, about a third of the OCR itself, and nearly every page of a DMP is upright.
             rotate, conf = tess.osd(_osd_copy(gray))
+            if conf < OSD_MIN_CONFIDENCE and _osd_copy(gray) is not gray:
+                # The small copy can be too coarse for degraded scans (seen: confidence 1.0 on a
+                # sideways fax-like page that full resolution reads at 7.0, for ~0.8 s more).
+                rotate, conf = tess.osd(gray)
             if rotate and conf >= OSD_MIN_CONFIDENCE:
                 turned = _straighten_and_read(tess, rotate_upright(gray, rotate), settings, dpi, number)
                 turned.rotation = rotate
