@@ -138,6 +138,33 @@ def run(
 
 
 @app.command()
+def bench(
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="A generated corpus (default: make one in a temp folder)."),
+    dossiers: int = typer.Option(20, "--dossiers", min=1, help="Size of the generated corpus."),
+    seed: int = typer.Option(0, "--seed"),
+    scan_ratio: float = typer.Option(0.3, "--scan-ratio", min=0.0, max=1.0),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="N of the N-workers run (default: one per core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Measure throughput, overheads against the bare engines, scaling, re-runs, start-up and memory."""
+    from extractor.bench import run_bench
+
+    _setup_logging(False)
+    logging.getLogger("synthese").setLevel(logging.WARNING)
+    if corpus is not None and not corpus.is_dir():
+        err.print(f"[red]error:[/red] {corpus} is not a folder")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    try:
+        rep = run_bench(corpus, dossiers, seed, scan_ratio, workers, log=lambda m: err.print(f"bench: {m}"))
+    except SyntheseError as e:
+        raise _fail(e)
+    if as_json:
+        print(rep.model_dump_json(indent=2))
+    else:
+        out.print(rep.to_table())
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of synthese.json."""
     from models.synthesis import Synthesis
