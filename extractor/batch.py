@@ -290,7 +290,8 @@ class _Runner:
             result = outcome.result
             if isinstance(result, dict):
                 result = DocumentResult.model_validate(result)
-            self.cache.put(outcome.task.sha256, result) if outcome.task.sha256 != "unreadable" else None
+            if outcome.task.sha256 != "unreadable":
+                self.cache.put(outcome.task.sha256, result)
         job.results[rel] = result
         job.pending -= 1
         self.progress.document(result)

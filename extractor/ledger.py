@@ -191,8 +191,16 @@ class Ledger:
             if state is not None:
                 self._replace_state(synthesis.dossier_id, state[0], state[1], run_id, files or [])
             self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
+        except BaseException as e:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            if isinstance(e, duckdb.Error):
+                raise CouldNotRun(
+                    f"the ledger {self.path} could not record a dossier ({type(e).__name__}: disk full or damaged?); "
+                    f"the dossier will be done again by the next run"
+                ) from e
             raise
 
     def dossier_state(self, dossier_id: str) -> tuple[str, str] | None:

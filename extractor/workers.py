@@ -10,8 +10,8 @@ executor (ProcessPoolExecutor raises BrokenProcessPool for every pending future)
 Each worker is a plain `python -m extractor.workers` subprocess (not a multiprocessing child:
 dask workers are daemonic and may not have multiprocessing children, and one implementation
 serves both the local pool and dask tasks). It imports the pipeline (reader, NLP, lexicons)
-once, sets OMP_THREAD_LIMIT=1 and RLIMIT_AS, then serves documents one after another over two
-pipes. Its own session (process group), so a timeout also kills its tesseract children; it
+once, sets OMP_THREAD_LIMIT=1 and RLIMIT_AS (what it maps once loaded + `doc_memory_mb`), then
+serves documents one after another over two pipes. Its own session (process group), so a timeout also kills its tesseract children; it
 asks the kernel to kill it when the driver dies (PR_SET_PDEATHSIG), so a SIGKILLed run leaves
 no worker behind.
 
@@ -48,9 +48,6 @@ log = logging.getLogger("synthese.workers")
 DEFAULT_PROCESS = "extractor.pipeline:process_document"
 # Modules a worker imports at start, so their load (spaCy/EDS-NLP pipelines, lexicons) is paid once.
 PRELOAD = ("extractor.pipeline", "extractor.reader", "extractor.classify", "extractor.mentions")
-# Virtual memory a worker already maps (interpreter, numpy, spaCy) counts against RLIMIT_AS;
-# we never set the limit below what the worker holds plus this margin.
-MIN_HEADROOM_MB = 256
 
 
 @dataclass
@@ -142,9 +139,15 @@ class WorkerPool:
         self.workers: list[_Worker] = []
         self.stats = PoolStats()
         self._outcomes: list[Outcome] = []
-        for _ in range(self.n):
+
+    def _grow(self) -> None:
+        # Workers start as work arrives (at most n): a run with one changed document pays one
+        # start-up, not n competing for the cores.
+        waiting = len(self.queue) - sum(w.task is None for w in self.workers)
+        while waiting > 0 and len(self.workers) < self.n:
             self.workers.append(self._spawn())
             self.stats.started_workers += 1
+            waiting -= 1
 
     # -- lifecycle -------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
@@ -222,11 +225,8 @@ class WorkerPool:
     def busy(self) -> int:
         return sum(w.task is not None for w in self.workers) + len(self.queue)
 
-    def idle(self) -> int:
-        """How many more tasks could start now."""
-        return max(0, sum(w.task is None for w in self.workers) - len(self.queue))
-
     def _dispatch(self) -> None:
+        self._grow()
         for w in self.workers:
             if not self.queue:
                 return
@@ -355,9 +355,14 @@ def warm_up() -> None:
 
 
 def _limit_memory(mb: int) -> None:
+    """RLIMIT_AS = what the warmed-up worker already maps + `mb` for the document.
+
+    RLIMIT_AS counts virtual memory, and a worker with the reader and EDS-NLP loaded already maps
+    ~1.8 GiB of it (shared libraries, thread stacks, malloc arenas) while its RSS is ~300 MiB; a
+    bare `doc_memory_mb` limit would make every page fail. So the limit is per document, on top."""
     import resource
 
-    limit_mb = max(mb, _vm_size_mb() + MIN_HEADROOM_MB)
+    limit_mb = _vm_size_mb() + mb
     try:
         resource.setrlimit(resource.RLIMIT_AS, (limit_mb << 20, limit_mb << 20))
     except (ValueError, OSError):

@@ -137,3 +137,14 @@ def test_sigint_stops_cleanly_with_exit_130(tmp_path):
     report = json.loads((tmp_path / "run.json").read_text())
     assert report["exit_code"] == 130
     assert not workers_of(proc.pid)
+
+
+def test_a_damaged_ledger_stops_the_run_with_exit_3_and_says_how_to_rebuild(tmp_path):
+    root = tmp_path / "root"
+    (root / "D0").mkdir(parents=True)
+    (root / ".synthese").mkdir()
+    (root / ".synthese" / "ledger.duckdb").write_bytes(b"not a duckdb file" * 512)
+    proc = subprocess.run([sys.executable, "cli.py", "run", str(root), "--no-progress"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "synthese ledger rebuild" in proc.stderr
