@@ -115,6 +115,40 @@ def test_a_fifo_times_out_with_the_real_reader(tmp_path):
     assert "Antécédents" in got["ok.pdf"].result.record.pages[0].text
 
 
+def bomb_pdf(path: Path, gib: int = 1) -> Path:
+    """A ~13 KB PDF whose page content, deflated twice, inflates to `gib` GiB of spaces."""
+    import zlib
+
+    c = zlib.compressobj(1)
+    chunk = b" " * (64 << 20)
+    inner = b"".join([c.compress(chunk) for _ in range(16 * gib)] + [c.flush()])
+    outer = zlib.compress(inner, 9)
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+            b"<< /Length %d /Filter [/FlateDecode /FlateDecode] >>\nstream\n" % len(outer) + outer + b"\nendstream"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + o + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_a_decompression_bomb_aborting_pdfium_kills_only_its_worker(tmp_path):
+    # pdfium calls abort() when an allocation fails: under RLIMIT_AS the whole process dies (SIGABRT).
+    bomb = bomb_pdf(tmp_path / "bomb.pdf")
+    assert bomb.stat().st_size < 16_000
+    text_pdf(tmp_path / "ok.pdf", [PARAGRAPH])
+    with WorkerPool(1, Settings(doc_memory_mb=512), process="test_workers:read_only") as pool:
+        got = _run(pool, ["bomb.pdf", "ok.pdf"], tmp_path)
+        assert pool.stats.replaced_workers == 1
+    assert got["bomb.pdf"].failure in ("crashed", "out_of_memory")
+    assert got["ok.pdf"].failure is None and got["ok.pdf"].result.record.error is None
+
+
 def test_a_worker_that_cannot_import_its_pipeline_stops_the_run(tmp_path):
     from extractor.errors import CouldNotRun
 
