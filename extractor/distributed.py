@@ -66,7 +66,7 @@ class DaskExecutor:
         self.settings, self.process = settings, process
         self.own_client = client is None
         try:
-            self.client = client or Client(address, timeout=30, set_as_default=False)
+            self.client = client or Client(address, timeout=10, set_as_default=False)
         except (OSError, TimeoutError) as e:
             raise CouldNotRun(f"cannot reach the dask scheduler at {address} ({type(e).__name__}); is it running?") from e
         info = self.client.scheduler_info()
