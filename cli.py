@@ -95,6 +95,18 @@ def run(
     wait: bool = typer.Option(False, "--wait", help="Wait for another run on the same ROOT to end instead of exiting with code 3."),
     store_text: bool = typer.Option(False, "--store-text", help="Also store page text in the ledger and cache (health data!)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)."),
+    doc_timeout_base: Optional[float] = typer.Option(
+        None, "--doc-timeout-base", envvar="SYNTHESE_DOC_TIMEOUT_BASE",
+        help="Seconds allowed per document before its page count is known (default 60)."),
+    doc_timeout_per_page: Optional[float] = typer.Option(
+        None, "--doc-timeout-per-page", envvar="SYNTHESE_DOC_TIMEOUT_PER_PAGE",
+        help="Seconds added per page to a document's time limit (default 15)."),
+    doc_memory_mb: Optional[int] = typer.Option(
+        None, "--doc-memory-mb", envvar="SYNTHESE_DOC_MEMORY_MB",
+        help="Memory a worker may take for one document, in MiB (default 2048)."),
+    output_mode: str = typer.Option(
+        "0640", "--output-mode", envvar="SYNTHESE_OUTPUT_MODE",
+        help="Permissions of each synthese.json, octal (e.g. 0600); the run report is always 0600."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Process the dossiers under ROOT that changed since the last run and write synthese.json in each."""
@@ -117,9 +129,22 @@ def run(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    limits = {k: v for k, v in (("doc_timeout_base", doc_timeout_base), ("doc_timeout_per_page", doc_timeout_per_page),
+                                  ("doc_memory_mb", doc_memory_mb)) if v is not None}
+    try:
+        mode = int(output_mode, 8)
+    except ValueError:
+        mode = -1
+    if mode < 0 or mode & ~0o666 or mode & 0o600 != 0o600:
+        err.print("[red]error:[/red] --output-mode must be octal, owner read-write, no execute bit (e.g. 0600, 0640)")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    try:
+        settings = Settings(store_text=store_text, output_mode=mode, **limits)
+    except ValueError as e:  # pydantic's ValidationError: a limit out of its range
+        err.print(f"[red]error:[/red] bad limit: {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
     rows = []
     try:
-        settings = Settings(store_text=store_text)
         rep = run_batch(
             RunOptions(root=root, ledger=ledger, report=report, full=full, only=only, since=since,
                        workers=workers, scheduler=scheduler, wait=wait, progress=progress),
