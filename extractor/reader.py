@@ -24,6 +24,10 @@ from models.document import DocumentRecord, Page
 
 log = logging.getLogger(__name__)
 
+# Loggers of the libraries that parse documents. pdfminer's debug and warning lines quote raw PDF
+# objects (the Info dictionary, where patient names sit); they must reach no log, whatever the level.
+LIBRARY_LOGGERS = ("pdfminer", "pdfplumber", "PIL", "pypdfium2", "pytesseract")
+
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -36,6 +40,7 @@ def read_document(path: Path, dossier: Path, settings: Settings) -> DocumentReco
     frame) are OCR'd: kind "image". A document without any text gets error "no_text" (pages kept).
     Repeated header/footer lines are tagged (`Page.boilerplate`). Never raises for a bad document.
     """
+    silence_library_logs()
     started = time.perf_counter()
     record = DocumentRecord(path=_relative(path, dossier), sha256=EMPTY_SHA256, size=0)
     try:
@@ -47,12 +52,32 @@ def read_document(path: Path, dossier: Path, settings: Settings) -> DocumentReco
     except MemoryError:
         record.error, record.error_detail = "out_of_memory", "reading needed more memory than available"
     except Exception as e:  # noqa: BLE001 - a reader bug must not stop the batch; the type name is text-free
-        log.exception("unexpected error while reading a document")
+        # No traceback: a library exception's message can quote the document. Where it was raised
+        # (our file and line, or the library's) is enough to find the bug.
+        log.error("unexpected %s in the reader at %s", type(e).__name__, _where(e))
         record.error, record.error_detail = "crashed", f"unexpected {type(e).__name__} in the reader"
     if record.pages:
         mark_boilerplate(record.pages)
     record.seconds = round(time.perf_counter() - started, 3)
     return record
+
+
+def silence_library_logs() -> None:
+    """Detach the document libraries' loggers from every handler (idempotent, cheap)."""
+    for name in LIBRARY_LOGGERS:
+        lib = logging.getLogger(name)
+        if lib.propagate:
+            lib.propagate = False
+            lib.addHandler(logging.NullHandler())  # else logging's last-resort handler prints warnings
+
+
+def _where(e: BaseException) -> str:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
 
 
 def _relative(path: Path, dossier: Path) -> str:
