@@ -11,6 +11,8 @@ Speed (issue 4): pytesseract's default path encodes a PNG in a shared temp folde
 ~4 s page). We write an uncompressed PGM ourselves into a private folder (0700) and run
 tesseract with its output in the same folder, removed in a `finally`: nothing of the page,
 image or text, is left readable by others in /tmp, even when tesseract is killed by the timeout.
+A folder left by a SIGKILLed worker (no `finally` runs) is named with its pid and removed by the
+next process that OCRs (`sweep_stale_temp_dirs`).
 
 Errors: tesseract failing -> DocumentError("ocr_failed"); tesseract too slow -> "timeout";
 an image beyond `settings.max_image_pixels` -> "too_large"; tesseract missing -> CouldNotRun
@@ -130,14 +132,53 @@ def to_grayscale(image: Image.Image) -> Image.Image:
 
 # ---------------------------------------------------------------- tesseract
 
+TEMP_PREFIX = "synthese-ocr-"
+_swept = False
+
+
+def sweep_stale_temp_dirs(folder: str | None = None) -> int:
+    """Remove the private OCR folders that processes no longer alive left behind; return how many.
+
+    A worker killed with SIGKILL (the driver killed, a timeout) cannot run its `finally`: its folder
+    (0700, so never readable by others) stays. Its name carries the pid that made it; a folder of
+    ours whose pid is gone is removed. A live pid, someone else's folder or a foreign name is left alone.
+    """
+    folder = folder or tempfile.gettempdir()
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if not entry.name.startswith(TEMP_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid() or not entry.is_dir(follow_symlinks=False):
+                continue
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 class _Tesseract:
     """Runs tesseract on images written uncompressed into a private folder, removed afterwards."""
 
     def __init__(self, settings: Settings):
+        global _swept
         self.settings = settings
         self.timeout = settings.doc_timeout_base + settings.doc_timeout_per_page
         os.environ["OMP_THREAD_LIMIT"] = str(settings.tesseract_threads)
-        self.dir = tempfile.mkdtemp(prefix="synthese-ocr-")  # mode 0700
+        if not _swept:  # once per process: what earlier killed workers left
+            _swept = True
+            sweep_stale_temp_dirs()
+        self.dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")  # mode 0700
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
