@@ -1,6 +1,7 @@
 """The per-document result cache, beside the ledger: one new document in a dossier does not re-OCR the others.
 
-Layout: `ROOT/.synthese/cache/<sha256[:2]>/<sha256>-<processing_key>.json`, folders 0700, files
+Layout: `ROOT/.synthese/cache/<sha256[:2]>/<sha256>-<processing_key>.json` (`...-text.json` for
+entries of `--store-text` runs, which keep the page text), folders 0700, files
 0600, each written atomically (temp file in the same folder, fsync, rename). A result is keyed
 by the document's content (sha256) and by `processing_key(settings)`: the extractor key (code
 version + rules files) and the settings that change what is read (OCR language, dpi, limits...).
@@ -64,7 +65,9 @@ class ResultCache:
         os.chmod(self.dir, 0o700)
 
     def _path(self, sha256: str) -> Path:
-        return self.dir / sha256[:2] / f"{sha256}-{self.key}.json"
+        # Entries with page text are kept apart: a --store-text run must not take a stripped entry.
+        suffix = "-text" if self.store_text else ""
+        return self.dir / sha256[:2] / f"{sha256}-{self.key}{suffix}.json"
 
     def get(self, sha256: str):
         """The cached DocumentResult for this content, or None."""

@@ -46,6 +46,8 @@ from extractor.errors import CouldNotRun
 log = logging.getLogger("synthese.workers")
 
 DEFAULT_PROCESS = "extractor.pipeline:process_document"
+# A worker not ready after this long (imports + NLP warm-up take ~5 s) is stuck: the run stops.
+STARTUP_TIMEOUT = 300.0
 # Modules a worker imports at start, so their load (spaCy/EDS-NLP pipelines, lexicons) is paid once.
 PRELOAD = ("extractor.pipeline", "extractor.reader", "extractor.classify", "extractor.mentions")
 
@@ -260,6 +262,9 @@ class WorkerPool:
                 continue
             self._handle(w, msg)
         now = time.monotonic()
+        for w in self.workers:
+            if not w.ready and now - w.started > STARTUP_TIMEOUT:
+                raise CouldNotRun(f"a worker was not ready after {STARTUP_TIMEOUT:.0f} s; is the machine overloaded?")
         for w in list(self.workers):
             if w.task is not None and now > w.deadline:
                 log.warning("a document took longer than %.0f s (pages: %s): worker killed",

@@ -128,9 +128,18 @@ def test_the_cache_holds_no_page_text_unless_asked_and_is_private(tmp_path):
         assert oct(f.stat().st_mode & 0o777) == "0o600"
         assert oct(f.parent.stat().st_mode & 0o777) == "0o700"
         assert "pénicilline" not in f.read_text() and "Antécédents" not in f.read_text()
-    stored = make_root(tmp_path / "stored", dossiers=1, docs=1)
-    go(stored, Settings(store_text=True))
-    assert any("pénicilline" in f.read_text() for f in (stored / ".synthese" / "cache").rglob("*.json"))
+    # A --store-text run does not take the stripped entries: it reads again and keeps the text.
+    rep = go(root, Settings(store_text=True), full=False, only=["D0"])
+    assert rep.dossiers_skipped == 1
+    text_pdf(root / "D0" / "doc2.pdf", [PARAGRAPH + ["Encore une note"]])
+    rep = go(root, Settings(store_text=True))
+    assert (rep.documents_total, rep.documents_cached) == (3, 0)
+    with_text = [f for f in cache.rglob("*-text.json")]
+    assert len(with_text) == 3 and all("pénicilline" in f.read_text() for f in with_text)
+    con = duckdb.connect(str(root / ".synthese" / "ledger.duckdb"), read_only=True)
+    texts = con.execute("SELECT text FROM document_text").fetchall()
+    con.close()
+    assert len(texts) == 3 and all("pénicilline" in t for (t,) in texts)
 
 
 def test_a_document_that_hangs_fails_alone_and_shows_in_the_synthesis(tmp_path):
