@@ -177,7 +177,7 @@ class Ledger:
                     [run_id, synthesis.dossier_id, d.path, d.sha256, d.size, d.kind, d.doc_type, d.date, d.pages,
                      d.ocr_pages, r.seconds if r else None, d.outcome, d.error, d.path in cached],
                 )
-                if store_text and r is not None:
+                if store_text and r is not None and r.pages:  # duckdb's executemany refuses an empty list
                     self.con.executemany(
                         "INSERT INTO document_text VALUES (?, ?, ?, ?, ?)",
                         [[run_id, synthesis.dossier_id, d.path, p.number, p.text] for p in r.pages],
