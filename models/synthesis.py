@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from models.document import AllergyKind, Box, DocType, DocumentKind, HistoryKind, TreatmentStatus
 
@@ -35,10 +35,19 @@ class Source(BaseModel):
 class Review(BaseModel):
     """A reviewer's decision on an entry. An entry with a review is never dropped or changed by a later run."""
 
+    # A reviewer's own keys are kept, and what they did not write is not added: a reviewed entry
+    # must come back from a run exactly as the reviewer left it.
+    model_config = ConfigDict(extra="allow")
+
     status: Literal["validated", "rejected", "edited"] = "validated"
     by: str | None = None
     at: datetime | None = None
     comment: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler):
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k in self.model_fields_set}
 
 
 class _Entry(BaseModel):
