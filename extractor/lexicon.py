@@ -238,15 +238,42 @@ def wraps(text: str, newline: int, width: int) -> bool:
     """Whether the line break at `newline` only wraps prose ("... cure de\nhernie inguinale ...").
 
     The line before is long (at least 3/4 of the page's longest line and 40 characters), does not end
-    a sentence or a clause, and the next line starts in lower case or with a digit ("type\n2"). Short lines are list items or
-    titles: "1-0-1\nlevothyroxine 75 µg" are two prescriptions, not one sentence.
+    a sentence or a clause, and either ends on a word that never ends a sentence ("Suspicion de\nSCA.")
+    or is followed by a line starting in lower case or with a digit ("type\n2"). Short lines are list
+    items or titles: "1-0-1\nlevothyroxine 75 µg" are two prescriptions, not one sentence.
     """
     line = text[text.rfind("\n", 0, newline) + 1:newline].rstrip()
-    return (
-        len(line) >= max(40, 0.75 * width)
-        and line[-1:] not in ".!?:;"
-        and (text[newline + 1:newline + 2].islower() or text[newline + 1:newline + 2].isdigit())
-    )
+    if len(line) < max(40, 0.75 * width) or line[-1:] in ".!?:;":
+        return False
+    nxt = text[newline + 1:newline + 2]
+    if nxt.islower() or nxt.isdigit():
+        return True
+    last_word = fold(line.rsplit(None, 1)[-1]) if line.split() else ""
+    return last_word in _continuation_words()
+
+
+@functools.cache
+def _continuation_words() -> frozenset[str]:
+    return frozenset(fold(w) for w in load_cues()["text"]["continuation_words"])
+
+
+def join_wrapped(text: str, other: str | None = None) -> str:
+    """`other` (default `text`), same length, with the line breaks that only wrap prose made spaces.
+
+    Offsets are unchanged, so stages that reason on lines (clauses, stop cues, qualifiers) see the
+    sentence the writer wrote rather than the page's line breaks. The page text itself is untouched.
+    """
+    other = text if other is None else other
+    if "\n" not in text:
+        return other
+    width = line_width(text)
+    chars = list(other)
+    pos = text.find("\n")
+    while pos >= 0:
+        if wraps(text, pos, width):
+            chars[pos] = " "
+        pos = text.find("\n", pos + 1)
+    return "".join(chars)
 
 
 def _is_barrier(text: str, folded: str, gap_start: int, gap_end: int, width: int) -> bool:

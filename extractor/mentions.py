@@ -23,7 +23,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.lexicon import Match, find_terms, fold, load_cues, load_lexicons, tokenize
+from extractor.lexicon import join_wrapped, Match, find_terms, fold, load_cues, load_lexicons, tokenize
 from extractor.nlp import qualify
 from extractor.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
@@ -77,6 +77,7 @@ def _patterns() -> dict:
         "dates": [re.compile(p, re.MULTILINE) for p in cues["dates"]["patterns"]],
         "surgical_after": re.compile(r"\s*" + _phrase_regex(cues["history"]["surgical_after"]).pattern),
         # A named relative (not the words "famille"/"familial", which titles use).
+        "lab_value": re.compile(cues["lab"]["value_after"]),
         "relative": _phrase_regex([w for w in cues["family"]["members"] if not fold(w).startswith("famil")]),
     }
 
@@ -239,7 +240,8 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         return []
     lex = load_lexicons()
     pats = _patterns()
-    folded = fold(text)
+    # Logical lines: wrapped prose joined (1:1), so clause and stop-cue windows follow sentences.
+    folded = join_wrapped(text, fold(text))
     tokens = [t for t in tokenize(folded) if not _in_boilerplate(page, t[1], t[2])]
     sections = find_sections(text)
     whole_ordonnance = record.doc_type == "ordonnance"
@@ -285,6 +287,8 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             if not any(m.start < b and a < m.end for a, b in allergen_spans):
                 allergen_matches.append(m)
             continue
+        if pats["lab_value"].match(folded, m.end):
+            continue  # "calcium 2,3 mmol/L": a lab result, not a treatment
         in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
         posology = _posology_line(folded, m.start, m.end)
         term = m.terms[0]

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 
-from extractor.lexicon import line_width, load_cues, wraps
+from extractor.lexicon import join_wrapped, load_cues
 
 SPAN_GROUP = "synth"
 _LOCK = threading.Lock()
@@ -71,25 +71,21 @@ def get_nlp():
 
 def _split_on_newlines(doc) -> None:
     # Letters are lists: a cue on one line ("- Suspicion de BPCO") must not reach the item above it.
-    # But prose is wrapped by the page width: "... Suspicion\nde BPCO." is one sentence (see `wraps`).
-    text = doc.text
-    width = line_width(text)
+    # Wrapped prose was already joined by `join_wrapped`, so every line break left ends a sentence.
     for tok in doc[1:]:
         prev = doc[tok.i - 1]
-        if tok.is_space or not ("\n" in prev.text or "\n" in prev.whitespace_):
-            continue
-        newline = text.rfind("\n", 0, tok.idx)
-        tok.is_sent_start = not wraps(text, newline, width)
+        if not tok.is_space and ("\n" in prev.text or "\n" in prev.whitespace_):
+            tok.is_sent_start = True
 
 
 _POSOLOGY_TRIPLET = re.compile(r"\b\d+(?:[.,]\d+)?(?:\s*-\s*\d+(?:[.,]\d+)?){2,3}\b")
 
 
 def _mask_posology(text: str) -> str:
-    """The text the qualifiers see: dosing patterns ("1-0-1", ": 0-0-1") masked with letters of the
+    """The text the qualifiers see: wrapped prose joined ("Dyslipidémie à\néliminer" is one cue), dosing patterns ("1-0-1", ": 0-0-1") masked with letters of the
     same length, so EDS-NLP's ": 0" cue ("Allergies : 0") does not read a dose as a negation.
     Offsets are unchanged: the mask keeps every character position."""
-    return _POSOLOGY_TRIPLET.sub(lambda m: "x" * len(m.group()), text)
+    return _POSOLOGY_TRIPLET.sub(lambda m: "x" * len(m.group()), join_wrapped(text))
 
 
 def qualify(text: str, spans: list[tuple[int, int]]) -> list[tuple[bool, bool, bool]]:

@@ -137,6 +137,8 @@ def clean_substance(raw: str) -> str:
     while len(words) > 1 and words[-1] in SALT_SUFFIX_WORDS:
         words.pop()
     s = " ".join(words)
+    # A polymer's grade is not another drug: "macrogol 4000", "macrogol 3350" are macrogol.
+    s = re.sub(r"(?<=[a-zà-ÿ])\s+\d{3,}$", "", s)
     s = re.sub(r"\s+", " ", s).strip(" ,")
     return s
 
