@@ -121,7 +121,8 @@ def test_sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pa
     runs = con.execute("SELECT count(*), count(finished_at) FROM runs").fetchone()
     con.close()
     assert twice == []  # a dossier recorded (hence finished) is never redone
-    assert runs == (len(kills) + 1 + (KILLS - len(kills)), 1 + (KILLS - len(kills)))
+    # every killed run left an unfinished row (unless killed before it opened the ledger)
+    assert runs[1] == 1 + (KILLS - len(kills)) and runs[0] <= KILLS + 1
 
     again = start(killed, "--report", str(tmp_path / "again.json"))
     assert again.wait(timeout=120) == 0
