@@ -487,8 +487,11 @@ class Dossier:
             return out
         if self.p.history == "none_known" or not self.history:
             d.stated.add(("none", "history"))
-            return [("line", f"{self.title('history').rstrip(' :')} : {self.ph('history_none')}") if r.random() < 0.5 else ("heading", self.title("history")),
-                    ] + ([] if r.random() < 0.5 else [("line", self.ph("history_none"))])
+            # One draw: inline ("ATCD : néant") or a heading followed by the statement. Never a bare
+            # heading: the gold says none_known only where the absence is written.
+            if r.random() < 0.5:
+                return [("line", f"{self.title('history').rstrip(' :')} : {self.ph('history_none')}")]
+            return [("heading", self.title("history")), ("line", self.ph("history_none"))]
         med = [k for k, h in self.history.items() if h["kind"] == "medical"]
         surg = [k for k, h in self.history.items() if h["kind"] == "surgical"]
         if not full:

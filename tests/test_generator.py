@@ -196,3 +196,19 @@ def test_shipped_samples_match_their_generator(tmp_path):
     assert total < 5_000_000
     phenomena = {x for g in golds for x in g.phenomena}
     assert {"empty", "administrative_only", "duplicate", "rescan", "contradiction", "unreadable", "undated", "scanned"} <= phenomena
+
+
+def test_none_known_status_is_always_written_in_a_document(tmp_path):
+    """A gold `none_known` must rest on an absence statement that is actually on a page (a bare
+    "ANTECEDENTS" heading with nothing under it says nothing)."""
+    golds = make_corpus(tmp_path, 40, 3, "all", scan_ratio=0.0)
+    checked = 0
+    for g in golds:
+        for block, kind in (("history", "history_none"), ("allergy", "allergy_none"), ("treatment", "treatment_none")):
+            if getattr(g, f"{block}_status") != "none_known":
+                continue
+            phrases = {squash(p["t"]).lower() for split in ("dev", "heldout") for p in phrasing(kind, split)}
+            pages = " ".join(squash(p.text).lower() for d in g.documents for p in d.pages)
+            assert any(ph.replace("{", "").split("}")[0] in pages or ph in pages for ph in phrases), (g.dossier_id, block)
+            checked += 1
+    assert checked >= 5
