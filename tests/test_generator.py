@@ -198,17 +198,14 @@ def test_shipped_samples_match_their_generator(tmp_path):
     assert {"empty", "administrative_only", "duplicate", "rescan", "contradiction", "unreadable", "undated", "scanned"} <= phenomena
 
 
-def test_none_known_status_is_always_written_in_a_document(tmp_path):
-    """A gold `none_known` must rest on an absence statement that is actually on a page (a bare
-    "ANTECEDENTS" heading with nothing under it says nothing)."""
-    golds = make_corpus(tmp_path, 40, 3, "all", scan_ratio=0.0)
-    checked = 0
-    for g in golds:
-        for block, kind in (("history", "history_none"), ("allergy", "allergy_none"), ("treatment", "treatment_none")):
-            if getattr(g, f"{block}_status") != "none_known":
-                continue
-            phrases = {squash(p["t"]).lower() for split in ("dev", "heldout") for p in phrasing(kind, split)}
-            pages = " ".join(squash(p.text).lower() for d in g.documents for p in d.pages)
-            assert any(ph.replace("{", "").split("}")[0] in pages or ph in pages for ph in phrases), (g.dossier_id, block)
-            checked += 1
-    assert checked >= 5
+def test_a_none_known_history_section_always_carries_its_statement():
+    """A gold `none_known` must rest on a written absence: the history section of such a dossier is
+    never a bare heading ("ANTECEDENTS" with nothing under it says nothing)."""
+    from samples.generate import Doc, Dossier, Profile
+
+    for seed in range(60):
+        dz = Dossier("P0001", seed, "dev" if seed % 2 else "heldout", 0.0, Profile(history="none_known"))
+        doc = Doc(doc_type="compte_rendu", slug="x", date=None)
+        items = dz.history_section(doc, full=True)
+        assert ("none", "history") in doc.stated
+        assert any(kind == "line" for kind, *_ in items), (seed, items)
