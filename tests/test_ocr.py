@@ -133,3 +133,24 @@ def test_private_dir_mode():
         assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     finally:
         os.rmdir(d)
+
+
+def test_text_direction_tells_sideways_from_upright_and_upside_down():
+    """The cheap profile test that decides whether OSD is needed at all (see ocr.text_direction)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from extractor.ocr import text_direction
+
+    img = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 28)
+    except OSError:
+        font = ImageFont.load_default(size=28)
+    for i in range(30):
+        draw.text((80, 80 + i * 50), "Antécédents : hypertension artérielle, diabète de type 2 " + str(i), font=font, fill=0)
+    assert text_direction(img) == "horizontal"
+    assert text_direction(img.transpose(Image.Transpose.ROTATE_180)) == "horizontal"
+    assert text_direction(img.transpose(Image.Transpose.ROTATE_90)) == "vertical"
+    assert text_direction(img.transpose(Image.Transpose.ROTATE_270)) == "vertical"
+    assert text_direction(Image.new("L", (800, 1000), 255)) == "unknown"
