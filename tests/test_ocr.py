@@ -147,8 +147,12 @@ def test_text_direction_tells_sideways_from_upright_and_upside_down():
         font = ImageFont.truetype("DejaVuSans.ttf", 28)
     except OSError:
         font = ImageFont.load_default(size=28)
+    words = ("antécédents hypertension artérielle diabète de type allergie pénicilline urticaire traitement "
+             "Kardégic matin soir arrêt remplacé par ordonnance conclusion patient stable").split()
     for i in range(30):
-        draw.text((80, 80 + i * 50), "Antécédents : hypertension artérielle, diabète de type 2 " + str(i), font=font, fill=0)
+        # Varied lines, as in a letter: identical lines would also line glyphs up in columns.
+        line = " ".join(words[(i * 7 + k * 3) % len(words)] for k in range(6 + i % 4))
+        draw.text((80 + (i % 3) * 17, 80 + i * 50), line, font=font, fill=0)
     assert text_direction(img) == "horizontal"
     assert text_direction(img.transpose(Image.Transpose.ROTATE_180)) == "horizontal"
     assert text_direction(img.transpose(Image.Transpose.ROTATE_90)) == "vertical"
