@@ -421,18 +421,23 @@ def _same_item(block: str, a, b) -> bool:
 def preserve_reviewed(new: Synthesis, previous: Synthesis) -> Synthesis:
     """Keep every reviewed entry of `previous` exactly as it is; add new findings as proposed.
 
+    A file validated as a whole (`status: "validated"`) keeps the entries it had when the reviewer
+    validated it; findings added afterwards are marked `added_after_validation` and stay proposals.
+
     A new finding that is the same item as a reviewed entry is not added again; if it disagrees on
     a field the reviewer settled (dose, status...), a `validated_disagreement` conflict says so.
     """
     whole_file = previous.status == "validated"
     for attr, block, fields in _BLOCKS:
-        kept = [e for e in getattr(previous, attr) if whole_file or e.review is not None]
-        if not kept:
-            continue
+        kept = [
+            e for e in getattr(previous, attr)
+            if e.review is not None or (whole_file and not e.added_after_validation)
+        ]
         merged = list(kept)
         for e in getattr(new, attr):
             match = next((k for k in kept if _same_item(block, k, e)), None)
             if match is None:
+                e.added_after_validation = whole_file
                 merged.append(e)
                 continue
             diffs = [f for f in fields if getattr(e, f) != getattr(match, f) and getattr(e, f) is not None]

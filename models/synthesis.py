@@ -57,6 +57,9 @@ class _Entry(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     confidence: float = Field(default=0.0, ge=0.0, le=1.0)
     review: Review | None = None
+    # Set on a finding a run added to a file a reviewer had validated as a whole: it is a proposal,
+    # not part of what the reviewer validated, and the next run re-derives it from the documents.
+    added_after_validation: bool = False
 
 
 class HistoryEntry(_Entry):

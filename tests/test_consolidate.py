@@ -139,3 +139,23 @@ def test_alike_names_with_different_codes_stay_apart():
         m("treatment", "ésoméprazole", code="A02BC05", dose="40 mg", start=20, end=32),
     ]})
     assert sorted((t.drug, t.dose) for t in s.treatments) == [("oméprazole", "10 mg"), ("ésoméprazole", "40 mg")]
+
+
+def test_findings_added_to_a_validated_file_stay_proposals():
+    records = [rec("a.pdf", "2023-01-01")]
+    first = consolidate("P1", records, {"a.pdf": [m("history", "hypertension artérielle", code="I10")]})
+    first.status = "validated"  # the reviewer validated the whole file
+    letter = [rec("a.pdf", "2023-01-01"), rec("b.pdf", "2024-01-01")]
+    second = consolidate("P1", letter, {
+        "a.pdf": [m("history", "hypertension artérielle", code="I10")],
+        "b.pdf": [m("allergy", "latex")],
+    }, previous=first)
+    assert second.status == "validated"
+    assert [(a.substance, a.added_after_validation) for a in second.allergies] == [("latex", True)]
+    assert second.history[0].added_after_validation is False
+    # The letter turns out to belong to another patient and is removed: its proposal goes with it,
+    # while what the reviewer validated stays.
+    third = consolidate("P1", records, {"a.pdf": [m("history", "hypertension artérielle", code="I10")]},
+                        previous=second)
+    assert third.allergies == [] and third.allergy_status == "unknown"
+    assert [h.label for h in third.history] == ["hypertension artérielle"]
