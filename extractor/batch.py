@@ -51,7 +51,9 @@ from models.synthesis import Synthesis, Warning
 log = logging.getLogger("synthese")
 
 # Files the run itself puts in a dossier: neither documents nor worth a warning.
-OWN_FILES = ("temp_file", "state_dir")
+# Skipped without a warning: our own files, and hidden files (".gitkeep", ".DS_Store"), which by
+# convention are not documents.
+OWN_FILES = ("temp_file", "state_dir", "hidden")
 # A dossier with a document that failed for a reason of the moment ("timeout", "crashed",
 # "out_of_memory") is recorded with its key marked RETRY: the next run reads those documents
 # once more (the others come from the cache); if they fail again it is marked GAVE_UP and left

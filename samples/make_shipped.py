@@ -45,7 +45,15 @@ SHIPPED: dict[str, tuple[str, Profile, str]] = {
 def build(out: Path) -> list[GoldDossier]:
     """Write the shipped dossiers and their gold files into `out`; return the gold records."""
     out.mkdir(parents=True, exist_ok=True)
-    return [make_dossier(out, did, SEED, split, scan_ratio=0.0, profile=profile, dpi=DPI) for did, (split, profile, _) in SHIPPED.items()]
+    golds = [make_dossier(out, did, SEED, split, scan_ratio=0.0, profile=profile, dpi=DPI)
+             for did, (split, profile, _) in SHIPPED.items()]
+    for g in golds:
+        folder = out / g.dossier_id
+        if not any(folder.iterdir()):
+            # git keeps no empty folder: without this the empty dossier would vanish from a clone.
+            # The pipeline skips hidden files, so the dossier stays empty to it.
+            (folder / ".gitkeep").touch()
+    return golds
 
 
 def main(argv: list[str]) -> int:
