@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from extractor.config import STATE_DIR, Settings
+from extractor.write import atomic_write_bytes
 
 # Failures that depend on the machine or the moment, not on the document: never cached.
 TRANSIENT_ERRORS = {"timeout", "crashed", "out_of_memory"}
@@ -90,20 +90,7 @@ class ResultCache:
             result = strip_text(result)
         target = self._path(sha256)
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".synthese-", suffix=".tmp", dir=target.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(result.model_dump_json().encode())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write_bytes(target, result.model_dump_json().encode(), 0o600)
         return True
 
     def clean_temp(self) -> int:

@@ -14,40 +14,16 @@ from pathlib import Path
 
 import duckdb
 
-from samples.generate import make_corpus
+from helpers_runs import ledger_facts, outputs, text_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 KILLS = 4
 SEED = int(os.environ.get("SYNTHESE_CRASH_SEED", "20261123"))
 
 
-def text_corpus(root: Path, dossiers: int, seed: int) -> Path:
-    make_corpus(root, dossiers, seed, scan_ratio=0.0)
-    for scan in root.rglob("scan_*"):  # text PDFs only: the test is about the machinery, and fast
-        scan.unlink()
-    return root
-
-
 def start(root: Path, *args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "cli.py", "run", str(root), "--workers", "2", "--no-progress", *args],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def outputs(root: Path) -> dict:
-    out = {}
-    for f in sorted(root.glob("*/synthese.json")):
-        data = json.loads(f.read_text())
-        data.pop("generated_at")
-        out[f.parent.name] = data
-    return out
-
-
-def ledger_facts(root: Path) -> list:
-    con = duckdb.connect(str(root / ".synthese" / "ledger.duckdb"), read_only=True)
-    try:
-        return con.execute("SELECT * EXCLUDE (run_id) FROM dossier_latest ORDER BY dossier_id").fetchall()
-    finally:
-        con.close()
 
 
 def workers_of(pid: int) -> list[int]:

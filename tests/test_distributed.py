@@ -2,16 +2,13 @@
 
 The driver alone writes outputs and the ledger; the outputs must equal those of a local run.
 """
-import json
 import shutil
-from pathlib import Path
 
-import duckdb
 import pytest
 
 from extractor.batch import RunOptions, run
 from extractor.config import Settings
-from samples.generate import make_corpus
+from helpers_runs import ledger_facts, outputs, text_corpus
 
 distributed = pytest.importorskip("distributed")
 
@@ -24,30 +21,6 @@ def cluster():
         yield c
 
 
-def text_corpus(root: Path, dossiers: int, seed: int) -> Path:
-    make_corpus(root, dossiers, seed, scan_ratio=0.0)
-    for scan in root.rglob("scan_*"):  # keep this test to text PDFs: OCR is tested elsewhere
-        scan.unlink()
-    return root
-
-
-def outputs(root: Path) -> dict:
-    out = {}
-    for f in sorted(root.glob("*/synthese.json")):
-        data = json.loads(f.read_text())
-        data.pop("generated_at")
-        out[f.parent.name] = data
-    return out
-
-
-def facts(root: Path) -> list:
-    con = duckdb.connect(str(root / ".synthese" / "ledger.duckdb"), read_only=True)
-    try:
-        return con.execute("SELECT * EXCLUDE (run_id) FROM dossier_latest ORDER BY dossier_id").fetchall()
-    finally:
-        con.close()
-
-
 def test_a_cluster_run_writes_what_a_local_run_writes(tmp_path, cluster):
     local = text_corpus(tmp_path / "local", 4, seed=7)
     remote = tmp_path / "remote"
@@ -58,7 +31,7 @@ def test_a_cluster_run_writes_what_a_local_run_writes(tmp_path, cluster):
     assert (b.dossiers_processed, b.documents_total, b.workers, b.scheduler) == (
         a.dossiers_processed, a.documents_total, 2, cluster.scheduler_address)
     assert outputs(local) == outputs(remote) and len(outputs(local)) == 4
-    assert facts(local) == facts(remote)
+    assert ledger_facts(local) == ledger_facts(remote)
     again = run(RunOptions(root=remote, scheduler=cluster.scheduler_address, progress=False), Settings())
     assert again.dossiers_skipped == 4  # incremental on the cluster too
 
