@@ -521,8 +521,14 @@ def score_dossier(
 # --------------------------------------------------------------------------- aggregation
 
 
-Scope = Literal["all", "dev", "heldout", "text", "scanned"]
-SCOPES: tuple[Scope, ...] = ("all", "dev", "heldout", "text", "scanned")
+Scope = Literal[
+    "all", "dev", "heldout", "text", "scanned", "dev/text", "dev/scanned", "heldout/text", "heldout/scanned"
+]
+# The held-out part is reported on its own, and crossed with the modality: the targets are per
+# modality (text PDFs, scans) and must hold on vocabulary the rules were not written against.
+SCOPES: tuple[Scope, ...] = (
+    "all", "dev", "heldout", "text", "scanned", "dev/text", "dev/scanned", "heldout/text", "heldout/scanned"
+)
 
 
 class EvalReport(BaseModel):
@@ -597,9 +603,10 @@ def aggregate(scores: Sequence[DossierScore]) -> EvalReport:
     for s in scores:
         for name, block in s.blocks.items():
             parts: list[tuple[Scope, Counts]] = [("all", block.counts)]
+            parts += [(m, block.by_modality[m]) for m in MODALITIES]
             if s.split in ("dev", "heldout"):
                 parts.append((s.split, block.counts))  # type: ignore[arg-type]
-            parts += [(m, block.by_modality[m]) for m in MODALITIES]
+                parts += [(f"{s.split}/{m}", block.by_modality[m]) for m in MODALITIES]  # type: ignore[misc]
             for scope, counts in parts:
                 table[scope][name].add(counts)
                 table[scope]["overall"].add(counts)

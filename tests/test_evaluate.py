@@ -339,6 +339,11 @@ def test_modality_split_and_micro_average():
     assert tpn("heldout") == (1, 1, 0)
     assert tpn("text") == (2, 1, 0)
     assert tpn("scanned") == (0, 1, 1)
+    # split crossed with modality: dev text found, dev scan missed + OCR false positive, heldout text only
+    assert tpn("dev/text") == (1, 0, 0)
+    assert tpn("dev/scanned") == (0, 1, 1)
+    assert tpn("heldout/text") == (1, 1, 0)
+    assert tpn("heldout/scanned") == (0, 0, 0)
     assert tpn("all", "overall") == (2, 2, 1)
     all_ = report.scores["all"]["history_own"]
     assert (all_.precision, all_.recall, all_.f1) == (0.5, pytest.approx(2 / 3), pytest.approx(4 / 7))
