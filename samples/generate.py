@@ -398,6 +398,11 @@ class Dossier:
         right = ["Médecin traitant :", gp, town]
         return ("twocol", left, right)
 
+    def dateline_items(self, d: Doc, town: str) -> list[tuple]:
+        """The document's date line as body items: none for an undated document."""
+        dl = self.dateline(d, town)
+        return [("line", dl)] if dl else []
+
     def dateline(self, d: Doc, town: str) -> str | None:
         if d.date is None or d.undated:
             return None
@@ -433,10 +438,7 @@ class Dossier:
         r = self.rng
         lh, org, town = self.hospital()
         hdr, foot = self.header_footer(org, d)
-        body = [self.identity_block(d)]
-        dl = self.dateline(d, town)
-        if dl:
-            body.append(("line", dl))
+        body = [self.identity_block(d), *self.dateline_items(d, town)]
         body.append(("title", r.choice(["COMPTE RENDU D'HOSPITALISATION", "Compte rendu d'hospitalisation", "CR D'HOSPITALISATION"])))
         body.append(("line", f"Motif d'hospitalisation : {r.choice(MOTIFS)}"))
         body += self.history_section(d, full=True)
@@ -527,10 +529,7 @@ class Dossier:
         else:
             lh, org, town = self.gp()
         hdr, foot = self.header_footer(org, d)
-        body = [self.identity_block(d)]
-        dl = self.dateline(d, town)
-        if dl:
-            body.append(("line", dl))
+        body = [self.identity_block(d), *self.dateline_items(d, town)]
         body.append(("title", r.choice(["Courrier au médecin traitant", "LETTRE DE LIAISON", "Courrier de consultation"])))
         civ = "Monsieur" if self.sex == "M" else "Madame"
         paras = [r.choice(["Cher confrère,", "Chère consœur, cher confrère,", "Mon cher confrère,"]),
@@ -564,10 +563,7 @@ class Dossier:
         r = self.rng
         lh, org, town = self.hospital()
         hdr, foot = self.header_footer(org, d)
-        body = [self.identity_block(d)]
-        dl = self.dateline(d, town)
-        if dl:
-            body.append(("line", dl))
+        body = [self.identity_block(d), *self.dateline_items(d, town)]
         body.append(("title", r.choice(["COMPTE RENDU DE CONSULTATION", "Consultation de suivi", "CONSULTATION SPECIALISEE"])))
         body += self.history_section(d, full=False)
         if self.p.allergy != "unknown" or self.allergy_list:
@@ -600,10 +596,7 @@ class Dossier:
         label = surg[0]
         h = self.history[label]
         d.stated.add(("h", label))
-        body = [self.identity_block(d)]
-        dl = self.dateline(d, town)
-        if dl:
-            body.append(("line", dl))
+        body = [self.identity_block(d), *self.dateline_items(d, town)]
         body += [("title", "COMPTE RENDU OPERATOIRE"), ("line", f"Intervention : {r.choice(h['item']['surfaces'])}"),
                  ("line", f"Opérateur : {self.people()[2]}   Anesthésie : générale"),
                  ("heading", "Indication"), ("para", "Indication posée en consultation, patient(e) informé(e) des risques."),
@@ -620,10 +613,7 @@ class Dossier:
         lh, org, town = self.gp()
         hdr, foot = self.header_footer(org, d)
         civ = "M." if self.sex == "M" else "Mme"
-        body = []
-        dl = self.dateline(d, town)
-        if dl:
-            body.append(("line", dl))
+        body = self.dateline_items(d, town)
         body += [("line", f"{civ} {self.last.upper()} {self.first}"), ("title", self.title("ordonnance"))]
         for m in self.meds_at(i, ev_idx, after=True):
             body.append(("line", self.med_line(d, m, r.choice(["line", "plain"]))))
@@ -653,10 +643,7 @@ class Dossier:
         lh, org, town = self.hospital()
         hdr, foot = self.header_footer(org, d)
         civ = "Monsieur" if self.sex == "M" else "Madame"
-        body = []
-        dl = self.dateline(d, town)
-        if dl:
-            body.append(("line", dl))
+        body = self.dateline_items(d, town)
         if d.slug.startswith("convocation"):
             rdv = (d.date or date(2023, 1, 1)) + timedelta(days=r.randint(7, 40))
             body += [("title", "CONVOCATION"), ("para", f"{civ} {self.last.upper()} {self.first}, vous êtes attendu(e) le {fmt_date(rdv, 1)} à {r.randint(8, 16)}h{r.choice(['00', '15', '30', '45'])} au secrétariat du {lh[1]}."),
