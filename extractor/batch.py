@@ -50,9 +50,8 @@ from models.synthesis import Synthesis, Warning
 
 log = logging.getLogger("synthese")
 
-# Files the run itself puts in a dossier: neither documents nor worth a warning.
-# Skipped without a warning: our own files, and hidden files (".gitkeep", ".DS_Store"), which by
-# convention are not documents.
+# Skipped without a warning: the run's own files, and hidden files (".gitkeep", ".DS_Store"), which
+# by convention are not documents.
 OWN_FILES = ("temp_file", "state_dir", "hidden")
 # A dossier with a document that failed for a reason of the moment ("timeout", "crashed",
 # "out_of_memory") is recorded with its key marked RETRY: the next run reads those documents
@@ -258,6 +257,7 @@ class _Runner:
         outcome = DossierOutcome(dossier_id=job.dossier_id, synthesis=synthesis, results=results)
         if self.on_dossier:
             self.on_dossier(outcome)
+        self.progress.dossier(self.report)
 
     def _account(self, job: DossierJob, results: list[DocumentResult]) -> None:
         rep = self.report
@@ -300,7 +300,6 @@ class _Runner:
         if job.pending == 0:
             del self.jobs[dossier_id]
             self.finish(job)
-            self.progress.dossier(self.report)
 
     def drive(self, dossiers: list[Path], executor) -> None:
         """Feed documents to the executor as it frees up; finish each dossier as its last document returns."""
@@ -317,9 +316,8 @@ class _Runner:
                 if job is None:
                     self.progress.dossier(self.report)
                     continue
-                if job.pending == 0:
+                if job.pending == 0:  # every document came from the cache
                     self.finish(job)
-                    self.progress.dossier(self.report)
                     continue
                 self.jobs[job.dossier_id] = job
                 for task in job.tasks:
@@ -431,8 +429,6 @@ class LocalExecutor:
     def startup_seconds(self) -> list[float]:
         return self.pool.stats.startup_seconds if self.pool else []
 
-    def peak_rss_kb(self) -> list[int]:
-        return self.pool.stats.peak_rss_kb if self.pool else []
 
     def close(self) -> None:
         if self.pool is not None:

@@ -113,8 +113,6 @@ class DaskExecutor:
     def startup_seconds(self) -> list[float]:
         return []
 
-    def peak_rss_kb(self) -> list[int]:
-        return []
 
     def close(self) -> None:
         for future in self.pending:

@@ -1,8 +1,9 @@
 """Layout: tag repeated letterhead / footer lines as boilerplate, without touching the text.
 
-A line is boilerplate when (nearly) the same line sits in the top or bottom lines of several pages:
-of one document ("Page 2/3", "CHU de ... — tél ..."), or of several documents of one dossier (a
-clinic's letterhead on every single-page letter). Digits are masked before comparing (page numbers,
+A line is boilerplate when (nearly) the same line sits in the top or bottom lines of several pages
+of one document ("Page 2/3", "CHU de ... — tél ..."). A letterhead repeated across single-page letters
+of one dossier is not tagged: mentions are extracted per document (and cached), before the dossier
+is seen whole. Digits are masked before comparing (page numbers,
 dates of printing change) and lines are compared with rapidfuzz to allow for OCR noise.
 The spans go to `Page.boilerplate`; `Page.text` is never changed, so every offset stays valid.
 """
@@ -14,11 +15,10 @@ from collections.abc import Iterable
 
 from rapidfuzz import fuzz, process
 
-from models.document import DocumentRecord, Page
+from models.document import Page
 
 ZONE_LINES = 3  # lines from the top and from the bottom of a page where letterheads and footers sit
 MIN_SIMILARITY = 88.0  # rapidfuzz ratio (0-100) between two masked lines to count as the same line
-MIN_DOSSIER_DOCUMENTS = 3
 
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
@@ -102,22 +102,3 @@ def mark_boilerplate(pages: list[Page]) -> list[Page]:
         if len(clusters.owners[cluster]) >= need:
             _add_spans(page, [span])
     return pages
-
-
-def mark_dossier_boilerplate(documents: list[DocumentRecord]) -> list[DocumentRecord]:
-    """Tag top/bottom lines found in at least 3 documents of one dossier (a clinic's letterhead).
-
-    Changes the pages' `boilerplate` in place and returns the documents.
-    """
-    clusters = _Clusters()
-    found: list[tuple[Page, tuple[int, int], int]] = []
-    for d, doc in enumerate(documents):
-        for page in doc.pages:
-            for side, (start, end) in _zone(page):
-                key = line_key(page.text[start:end])
-                if _useful(key) and len(key) >= 4:
-                    found.append((page, (start, end), clusters.add(f"{side}|{key}", d)))
-    for page, span, cluster in found:
-        if len(clusters.owners[cluster]) >= MIN_DOSSIER_DOCUMENTS:
-            _add_spans(page, [span])
-    return documents

@@ -93,7 +93,6 @@ class PoolStats:
     started_workers: int = 0
     replaced_workers: int = 0
     startup_seconds: list[float] = field(default_factory=list)  # spawn until ready (imports + NLP load)
-    peak_rss_kb: list[int] = field(default_factory=list)  # ru_maxrss reported by each worker as it stopped
 
 
 def count_pages(path: Path) -> int:
@@ -191,7 +190,7 @@ class WorkerPool:
         self.stats.replaced_workers += 1
 
     def close(self) -> None:
-        """Stop every worker: a polite 'stop' to idle ones (they report their peak memory), then SIGKILL."""
+        """Stop every worker: a polite 'stop' to idle ones (they answer 'bye'), then SIGKILL."""
         polite = [w for w in self.workers if w.task is None]
         for w in polite:
             try:
@@ -204,7 +203,6 @@ class WorkerPool:
                 while w.recv.poll(max(0.0, deadline - time.monotonic())):
                     msg = pickle.loads(w.recv.recv_bytes())
                     if msg[0] == "bye":
-                        self.stats.peak_rss_kb.append(msg[1])
                         break
             except (EOFError, OSError):
                 pass

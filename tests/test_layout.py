@@ -9,9 +9,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers_docs import PARAGRAPH, text_pdf  # noqa: E402
 
 from extractor.config import Settings  # noqa: E402
-from extractor.layout import mark_boilerplate, mark_dossier_boilerplate  # noqa: E402
+from extractor.layout import mark_boilerplate  # noqa: E402
 from extractor.reader import read_document  # noqa: E402
-from models.document import DocumentRecord, Page  # noqa: E402
+from models.document import Page  # noqa: E402
 
 HEADER = "CHU de Villeneuve — Service de cardiologie — tél 01 23 45 67 89"
 
@@ -52,22 +52,3 @@ def test_single_page_and_unrepeated_lines_are_left_alone():
            Page(number=2, text="Allergies : aucune.\nConclusion : RAS.")]
     mark_boilerplate(two)
     assert all(p.boilerplate == [] for p in two)
-
-
-def _letter(name: str, body: str, header: str | None = HEADER) -> DocumentRecord:
-    text = "\n".join(([header] if header else []) + [body, "Dr Martin, cardiologue"])
-    return DocumentRecord(path=name, sha256="0" * 64, size=1, pages=[Page(number=1, text=text, source="text_layer")])
-
-
-def test_letterhead_across_three_documents_of_a_dossier():
-    docs = [_letter(f"l{i}.pdf", body) for i, body in enumerate(["Asthme.", "Diabète de type 2.", "HTA."])]
-    mark_dossier_boilerplate(docs)
-    for doc in docs:
-        assert tagged(doc.pages[0]) == [HEADER, "Dr Martin, cardiologue"]
-
-
-def test_letterhead_in_two_documents_only_is_not_boilerplate():
-    docs = [_letter("a.pdf", "Asthme."), _letter("b.pdf", "HTA."), _letter("c.pdf", "RAS.", header="Clinique du Parc")]
-    mark_dossier_boilerplate(docs)
-    assert HEADER not in tagged(docs[0].pages[0])
-    assert "Dr Martin, cardiologue" in tagged(docs[0].pages[0])  # this line is in all three
