@@ -70,7 +70,6 @@ def summarise_dossier(
     results: list[DocumentResult],
     settings: Settings,
     extra_warnings: list[Warning] | None = None,
-    write: bool = True,
 ) -> Synthesis:
     """Consolidate a dossier's document results, keep reviewed work, and write synthese.json."""
     warnings = list(extra_warnings or [])
@@ -78,11 +77,11 @@ def summarise_dossier(
     try:
         previous = read_synthesis(dossier)
     except DamagedOutput:
-        aside = set_aside_damaged(dossier) if write else None
+        aside = set_aside_damaged(dossier)
         warnings.append(
             Warning(
                 code="damaged_output",
-                message=f"the previous synthese.json could not be read; it was kept as {aside.name if aside else '?'}",
+                message=f"the previous synthese.json could not be read; it was kept as {aside.name}",
             )
         )
     synthesis = consolidate(
@@ -92,6 +91,5 @@ def summarise_dossier(
         previous=previous,
         extra_warnings=warnings,
     )
-    if write:
-        write_synthesis(dossier, synthesis, settings.output_mode)
+    write_synthesis(dossier, synthesis, settings.output_mode)
     return synthesis

@@ -28,3 +28,16 @@ def test_damaged_output_is_detected_and_kept_aside(tmp_path):
     assert aside.name == "synthese.damaged-1.json"
     assert aside.read_text().startswith('{"dossier_id"')
     assert read_synthesis(tmp_path) is None
+
+
+def test_a_run_meeting_a_damaged_synthesis_keeps_it_aside_and_says_so(tmp_path):
+    from extractor.config import Settings
+    from extractor.pipeline import summarise_dossier
+
+    damaged = '{"dossier_id": "P1", "history": [{"label": "HTA", "review": {"status": "validated"'
+    (tmp_path / "synthese.json").write_text(damaged)
+    s = summarise_dossier(tmp_path, "P1", [], Settings())
+    assert [w.code for w in s.warnings] == ["damaged_output"]
+    assert "synthese.damaged-1.json" in s.warnings[0].message
+    assert (tmp_path / "synthese.damaged-1.json").read_text() == damaged  # the reviewer's work is not lost
+    assert read_synthesis(tmp_path).dossier_id == "P1"
