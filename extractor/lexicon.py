@@ -13,7 +13,6 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rules import RULES_DIR
 
@@ -179,9 +178,10 @@ class Match:
     score: float = 1.0
 
 
-def _is_upper(text: str) -> bool:
+def is_upper(text: str, min_letters: int = 1) -> bool:
+    """Written in capitals: at least `min_letters` letters, all upper case."""
     letters = [c for c in text if c.isalpha()]
-    return bool(letters) and all(c.isupper() for c in letters)
+    return len(letters) >= min_letters and all(c.isupper() for c in letters)
 
 
 def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: Lexicon,
@@ -208,7 +208,7 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
             terms = terms_of.get(key)
             if terms:
                 start, end = tokens[i][1], tokens[j][2]
-                ok = tuple(t for t in terms if not t.upper or _is_upper(text[start:tokens[i][2]]))
+                ok = tuple(t for t in terms if not t.upper or is_upper(text[start:tokens[i][2]]))
                 if ok:
                     hit = Match(start, end, key, ok)
             if barrier[j] or key not in prefixes:

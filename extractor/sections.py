@@ -10,7 +10,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.lexicon import fold, read_toml
+from extractor.lexicon import fold, is_upper, read_toml
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,6 @@ def find_sections(text: str) -> list[Section]:
 _CONTINUES = re.compile(r"[ \t]*(?:[a-zà-ÿœ0-9(]|[\-–•·*][ \t])")
 
 
-def _is_upper(line: str) -> bool:
-    letters = [c for c in line if c.isalpha()]
-    return len(letters) >= 3 and all(c.isupper() for c in letters)
-
-
 def _inline_end(text: str, body_start: int) -> int:
     """Where an inline section ("Allergies : néant") ends when its title line carries content.
 
@@ -122,7 +117,7 @@ def _inline_end(text: str, body_start: int) -> int:
         nxt = text.find("\n", eol + 1)
         nxt = len(text) if nxt < 0 else nxt
         line, next_line = text[line_start:eol], text[eol + 1:nxt]
-        shouting = _is_upper(line) and _is_upper(next_line)  # "ALLERGIE AUX PRODUITS\nDE CONTRASTE IODES"
+        shouting = is_upper(line, 3) and is_upper(next_line, 3)  # "ALLERGIE AUX PRODUITS\nDE CONTRASTE IODES"
         if ends_sentence or not (shouting or _CONTINUES.match(text, eol + 1, nxt)):
             return eol
         eol = text.find("\n", eol + 1)
