@@ -471,7 +471,7 @@ class Dossier:
             if dl_:
                 evo.append(dl_)
         body += [("heading", self.title("evolution")), ("para", sexed(" ".join(evo), self.sex))]
-        body += [("heading", self.title("conclusion")), ("para", f"Évolution favorable. Retour à domicile. Suivi par le médecin traitant.")]
+        body += [("heading", self.title("conclusion")), ("para", "Évolution favorable. Retour à domicile. Suivi par le médecin traitant.")]
         if self.p.treatment != "unknown":
             body.append(("heading", self.title("treatment_exit")))
             body += [("line", self.med_line(d, m)) for m in after] or [("line", self.none_treatment(d))]

@@ -4,7 +4,6 @@ Real worker processes and a real duckdb ledger on text PDFs made with reportlab.
 the real reader without the NLP stages (`test_workers:read_only`) so they check the machinery;
 the last ones run the whole pipeline through the CLI.
 """
-import fcntl
 import json
 import os
 import shutil

@@ -10,7 +10,6 @@ is searched. A --store-text run is the positive control: there the canary must b
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import stat
 import subprocess
