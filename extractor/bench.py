@@ -6,7 +6,8 @@ What is measured, on a copy of the corpus in a temporary folder:
     stage times the workers report (read + NLP), so driver and start-up are not in it;
 (b) the bare engines on the same pages: pypdfium2 text extraction and pdfplumber `extract_text`
     on the text PDFs; `tesseract IMG stdout -l fra` (one thread, OMP_THREAD_LIMIT=1) on an
-    uncompressed 8-bit grey image of each scanned page rendered at the same dpi; the ratios
+    uncompressed 8-bit grey image of each scanned page, the one the pipeline starts from (a PDF
+    page's embedded scan or its rendering at the same dpi, an image file's frame); the ratios
     pipeline/bare; the OCR character error rate of the pipeline and of bare tesseract against
     the gold page text (whitespace collapsed on both sides);
 (c) wall-clock throughput with 1 worker and with N workers (start-up of the workers excluded);
@@ -128,10 +129,12 @@ def _bare_text_engines(paths: list[Path]) -> dict[str, tuple[int, float]]:
 
 
 def _scan_images(path: Path, dpi: int, folder: Path) -> list[Path]:
-    """Each page of a scanned document as an uncompressed 8-bit grey PGM at `dpi`."""
+    """Each page of a scanned document as an uncompressed 8-bit grey PGM: the image the pipeline starts
+    from (`ocr.pdf_page_image` at `dpi` for a PDF page, the frame itself for an image file)."""
     from PIL import Image
 
     from extractor.ingest import sniff
+    from extractor.ocr import pdf_page_image
 
     out = []
     if sniff(path) == "pdf":
@@ -139,7 +142,7 @@ def _scan_images(path: Path, dpi: int, folder: Path) -> list[Path]:
 
         pdf = pdfium.PdfDocument(str(path))
         for i in range(len(pdf)):
-            img = pdf[i].render(scale=dpi / 72).to_pil().convert("L")
+            img = pdf_page_image(pdf, i, dpi)
             target = folder / f"{path.stem}-{i + 1}.pgm"
             img.save(target)
             out.append(target)

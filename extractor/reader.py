@@ -18,7 +18,7 @@ from extractor.config import Settings
 from extractor.errors import CouldNotRun, DocumentError
 from extractor.ingest import sha256_file, sniff
 from extractor.layout import mark_boilerplate
-from extractor.ocr import ocr_image, open_image_frames, rasterise_pdf_page
+from extractor.ocr import ocr_image, open_image_frames, pdf_page_image
 from extractor.textlayer import count_printable
 from models.document import DocumentRecord, Page
 
@@ -128,7 +128,7 @@ def _read_pdf(record: DocumentRecord, path: Path, settings: Settings) -> None:
         record.pages = pages
         to_ocr = [i for i, p in enumerate(pages) if p.source == "empty"]
         for i in to_ocr:
-            image = rasterise_pdf_page(pdf, i, settings.ocr_dpi, settings.max_image_pixels)
+            image = pdf_page_image(pdf, i, settings.ocr_dpi, settings.max_image_pixels)
             dpi = image.info["dpi"][0]
             pages[i] = _better(pages[i], ocr_image(image, settings, number=i + 1, dpi=dpi))
     finally:

@@ -135,11 +135,37 @@ def test_private_dir_mode():
         os.rmdir(d)
 
 
-def test_text_direction_tells_sideways_from_upright_and_upside_down():
-    """The cheap profile test that decides whether OSD is needed at all (see ocr.text_direction)."""
-    from PIL import Image, ImageDraw, ImageFont
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_orientation_is_found_from_the_ink_alone(turn):
+    """Direction, skew and which way up, without tesseract (ocr.find_orientation): a page turned
+    counter-clockwise by `turn` (and skewed by 2 degrees) is put back by turning it clockwise by `turn`."""
+    from extractor.ocr import find_orientation
 
-    from extractor.ocr import text_direction
+    page = _letter_lines().rotate(2, fillcolor=255, resample=Image.Resampling.BICUBIC)
+    found = find_orientation(page.rotate(turn, expand=True))
+    assert found.rotate == turn and found.sure
+    assert found.direction == ("vertical" if turn in (90, 270) else "horizontal")
+    assert found.skew == pytest.approx(2.0, abs=0.3)
+
+
+def test_orientation_of_a_blank_page_is_unknown():
+    from extractor.ocr import find_orientation
+
+    found = find_orientation(Image.new("L", (800, 1000), 255))
+    assert found.direction == "unknown" and not found.sure and found.rotate == 0
+
+
+def test_capitals_only_leave_up_and_down_undecided():
+    """No ascenders or descenders to go by: the verdict is not trusted, so a poor reading will be
+    checked the other way round (see ocr_image)."""
+    from extractor.ocr import find_orientation
+
+    found = find_orientation(_letter_lines(upper=True))
+    assert found.direction == "horizontal" and not found.sure
+
+
+def _letter_lines(upper: bool = False):
+    from PIL import ImageDraw, ImageFont
 
     img = Image.new("L", (1240, 1754), 255)
     draw = ImageDraw.Draw(img)
@@ -152,9 +178,14 @@ def test_text_direction_tells_sideways_from_upright_and_upside_down():
     for i in range(30):
         # Varied lines, as in a letter: identical lines would also line glyphs up in columns.
         line = " ".join(words[(i * 7 + k * 3) % len(words)] for k in range(6 + i % 4))
-        draw.text((80 + (i % 3) * 17, 80 + i * 50), line, font=font, fill=0)
-    assert text_direction(img) == "horizontal"
-    assert text_direction(img.transpose(Image.Transpose.ROTATE_180)) == "horizontal"
-    assert text_direction(img.transpose(Image.Transpose.ROTATE_90)) == "vertical"
-    assert text_direction(img.transpose(Image.Transpose.ROTATE_270)) == "vertical"
-    assert text_direction(Image.new("L", (800, 1000), 255)) == "unknown"
+        draw.text((80 + (i % 3) * 17, 80 + i * 50), line.upper() if upper else line, font=font, fill=0)
+    return img
+
+
+def test_upside_down_capitals_are_read_the_other_way_round():
+    """The ink cannot tell (capitals only), the upright reading is poor: the page is also read turned
+    and the better reading is kept."""
+    page = ocr_image(_letter_lines(upper=True).rotate(180), SETTINGS)
+    assert page.rotation == 180
+    assert "HYPERTENSION" in page.text and "PÉNICILLINE" in page.text
+    assert page.ocr_confidence > 0.8

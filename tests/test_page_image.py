@@ -1,0 +1,115 @@
+"""Scanned PDF pages: the embedded image is taken when the page is that image and nothing else,
+and the page is rendered otherwise (ocr.pdf_page_image). Real PDFs, built byte by byte."""
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers_docs import page_image, text_pdf  # noqa: E402
+
+from extractor.ocr import _embedded_scan, pdf_page_image  # noqa: E402
+
+A4 = (595.28, 841.89)
+
+
+def image_pdf(image: Image.Image, *, place=(0.0, 0.0) + A4, rotate: int = 0, smask: Image.Image | None = None) -> bytes:
+    """A one-page PDF whose content is `image` (JPEG, as scanners write it) drawn at
+    place = (x, y, width, height) on an A4 page; optionally a /Rotate and a soft mask."""
+    jpeg = io.BytesIO()
+    image.convert("L").save(jpeg, "JPEG", quality=85)
+    x, y, w, h = place
+    content = f"q {w} 0 0 {h} {x} {y} cm /Im0 Do Q".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f] /Rotate %d "
+        b"/Resources << /XObject << /Im0 5 0 R >> >> /Contents 4 0 R >>" % (A4[0], A4[1], rotate),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Filter /DCTDecode%s /Length %d >>\nstream\n" % (image.width, image.height, b" /SMask 6 0 R" if smask else b"",
+                                                            len(jpeg.getvalue())) + jpeg.getvalue() + b"\nendstream",
+    ]
+    if smask is not None:
+        raw = smask.convert("L").tobytes()
+        objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+                       b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (smask.width, smask.height, len(raw))
+                       + raw + b"\nendstream")
+    out = b"%PDF-1.7\n"
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+def rendered(pdf, dpi: int) -> np.ndarray:
+    return np.asarray(pdf[0].render(scale=dpi / 72, grayscale=True).to_pil().convert("L"), dtype=np.float32)
+
+
+def mean_diff(image: Image.Image, reference: np.ndarray) -> float:
+    got = np.asarray(image, dtype=np.float32)
+    h, w = min(got.shape[0], reference.shape[0]), min(got.shape[1], reference.shape[1])
+    return float(np.abs(got[:h, :w] - reference[:h, :w]).mean())
+
+
+@pytest.mark.parametrize("scan_dpi", [150, 300])
+def test_a_scanned_page_is_its_embedded_image_at_the_asked_dpi(scan_dpi):
+    scan = page_image()  # 1240 x 1754: A4 at 150 dpi
+    if scan_dpi == 300:
+        scan = scan.resize((2480, 3508))
+    pdf = pdfium.PdfDocument(image_pdf(scan))
+    page = pdf[0]
+    assert _embedded_scan(page, 300, None) is not None
+    page.close()
+    image = pdf_page_image(pdf, 0, 300)
+    reference = rendered(pdf, 300)
+    assert image.mode == "L" and image.info["dpi"] == (300, 300)
+    assert abs(image.width - reference.shape[1]) <= 1 and abs(image.height - reference.shape[0]) <= 1
+    # Same page as pdfium draws it (interpolation aside), so word boxes mean the same thing.
+    assert mean_diff(image, reference) < 4.0
+
+
+def _not_taken(data: bytes):
+    pdf = pdfium.PdfDocument(data)
+    page = pdf[0]
+    taken = _embedded_scan(page, 300, None)
+    page.close()
+    image = pdf_page_image(pdf, 0, 300)
+    return taken, image, rendered(pdf, 300)
+
+
+@pytest.mark.parametrize("case", ["rotated_page", "half_page_image", "soft_mask"])
+def test_anything_else_is_rendered(case):
+    scan = page_image()
+    if case == "rotated_page":
+        data = image_pdf(scan, rotate=90)
+    elif case == "half_page_image":
+        data = image_pdf(scan, place=(0.0, 0.0, A4[0] / 2, A4[1] / 2))
+    else:
+        # A soft mask hides the left half: what the placement checks cannot see, the thumbnail check does.
+        mask = Image.new("L", scan.size, 255)
+        mask.paste(0, (0, 0, scan.width // 2, scan.height))
+        data = image_pdf(scan, smask=mask)
+    taken, image, reference = _not_taken(data)
+    assert taken is None
+    assert image.size == (reference.shape[1], reference.shape[0]) and mean_diff(image, reference) == 0.0
+    if case == "soft_mask":
+        assert float(np.asarray(image)[:, : image.width // 2 - 5].min()) == 255.0  # the hidden half is white
+
+
+def test_a_text_page_is_rendered(tmp_path):
+    path = text_pdf(tmp_path / "lettre.pdf", [["Antécédents : HTA", "Traitement : Kardégic 75 mg"]])
+    taken, image, reference = _not_taken(path.read_bytes())
+    assert taken is None and mean_diff(image, reference) == 0.0
