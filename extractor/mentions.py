@@ -98,9 +98,13 @@ def _clause_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
     return cs, ce
 
 
-def snippet_of(text: str, start: int, end: int) -> str:
-    """The line around a span, trimmed to about 160 characters centred on the span."""
-    ls, le = _line_bounds(text, start, end)
+def snippet_of(text: str, start: int, end: int, joined: str | None = None) -> str:
+    """The line around a span, trimmed to about 160 characters centred on the span.
+
+    `joined` is `text` with the wrapping line breaks of prose made spaces (`join_wrapped`, same
+    length): given, the snippet is the sentence as written ("Antécédents de tabagisme et de BPCO."),
+    not the last physical line of it ("de BPCO.")."""
+    ls, le = _line_bounds(joined if joined is not None else text, start, end)
     if le - ls > SNIPPET_MAX:
         half = max(0, (SNIPPET_MAX - (end - start)) // 2)
         ls, le = max(ls, start - half), min(le, end + half)
@@ -408,7 +412,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             conf *= 0.5 + 0.5 * _ocr_conf(page, m.start, m.end)
         out.append(Mention(
             category=c.category, block=extra.get("block"), label=c.label, text=text[m.start:m.end], page=page.number,
-            start=m.start, end=m.end, snippet=snippet_of(text, m.start, m.end),
+            start=m.start, end=m.end, snippet=snippet_of(text, m.start, m.end, folded),
             section=c.section.name if c.section else None, code=c.code, kind=kind, date=extra.get("date"),
             reaction=extra.get("reaction"), brand=c.brand, dose=extra.get("dose"), frequency=extra.get("frequency"),
             route=extra.get("route"), status=extra.get("status"), negated=neg and c.category != "absence",

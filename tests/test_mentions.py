@@ -196,3 +196,13 @@ def test_ocr_pages_lower_confidence():
              for w in re.finditer(r"\S+", text)]
     (m,) = mentions_of(text, source="ocr", words=words)
     assert m.ocr and m.confidence < 0.9
+
+
+def test_snippet_of_wrapped_prose_is_the_sentence_not_its_last_line():
+    text = ("Histoire de la maladie :\n"
+            "Patient de 67 ans, ancien fumeur, suivi en pneumologie depuis 2015 pour une\n"
+            "BPCO stade 2, adressé ce jour pour dyspnée d'effort.\n"
+            "Examen clinique sans particularité.\n")
+    (m,) = [m for m in mentions_of(text) if text[m.start:m.end] == "BPCO"]
+    assert m.snippet == ("Patient de 67 ans, ancien fumeur, suivi en pneumologie depuis 2015 pour une "
+                         "BPCO stade 2, adressé ce jour pour dyspnée d'effort.")
