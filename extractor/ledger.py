@@ -9,7 +9,8 @@ Tables
   dossiers_total, dossiers_processed, dossiers_skipped, documents_total, documents_failed,
   pages, ocr_pages, seconds, exit_code)
 - documents(run_id, dossier_id, path, sha256, size, kind, doc_type, doc_date, pages, ocr_pages,
-  seconds, outcome, error, cached)
+  seconds, outcome, error, cached). outcome: ok, failed, duplicate, or skipped (a file never
+  opened: a symlink, a FIFO or device, another program's .json; error says which)
 - dossiers(run_id, dossier_id, documents, documents_failed, documents_duplicate, documents_ocr,
   documents_undated, documents_medical, history, history_family, allergies, treatments,
   treatments_active, history_status, allergy_status, treatment_status, conflicts, warnings,
@@ -181,6 +182,16 @@ class Ledger:
                     self.con.executemany(
                         "INSERT INTO document_text VALUES (?, ?, ?, ?, ?)",
                         [[run_id, synthesis.dossier_id, d.path, p.number, p.text] for p in r.pages],
+                    )
+            # Files the run saw but never opened (a symlink, a FIFO, another program's .json): a row
+            # each, so auditors count them with SQL too. Only their name and why are known.
+            read = {d.path for d in synthesis.documents}
+            for w in synthesis.warnings:
+                if w.document is not None and w.document not in read:
+                    self.con.execute(
+                        "INSERT INTO documents (run_id, dossier_id, path, outcome, error, cached) "
+                        "VALUES (?, ?, ?, 'skipped', ?, false)",
+                        [run_id, synthesis.dossier_id, w.document, w.code],
                     )
             cols = ", ".join(facts)
             marks = ", ".join("?" for _ in facts)

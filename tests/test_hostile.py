@@ -37,7 +37,7 @@ NEWLINE_NAME = "compte rendu é\nligne.pdf"
 TRANSIENT = {"too_large", "out_of_memory", "crashed", "timeout"}
 
 # name in the hostile dossier -> what must happen: "ok" (read), a reason of REASONS (failed, in the
-# ledger and the warnings), or a skip code (never opened: in the warnings only).
+# ledger and the warnings), or a skip code (never opened: a warning, and a ledger row `skipped`).
 EXPECTED = {
     "empty.pdf": "empty_file",
     "truncated.pdf": "truncated",
@@ -167,7 +167,7 @@ def outcome_table(r: dict) -> str:
     for name in EXPECTED:
         row = r["docs"].get(("hostile", name))
         shown = name.replace("\n", "\\n")
-        if row is None:
+        if row is None or row[0] == "skipped":
             lines.append(f"| {shown} | not read: {warnings.get(name, '?')} | - | - |")
         else:
             outcome, error, seconds, pages, _ = row
@@ -196,8 +196,10 @@ def test_each_hostile_case_has_its_outcome(hostile, name):
     if name == "unreadable.pdf" and AS_ROOT:
         pytest.skip("running as root: mode 000 does not stop root's reads (the file is read)")
     if isinstance(expected, str) and expected.startswith("skip:"):
-        assert row is None and name not in documents  # never read, never in the ledger
-        assert warnings[name]["code"] == expected.split(":", 1)[1]
+        code = expected.split(":", 1)[1]
+        assert name not in documents  # never read: no document entry, a warning and a ledger row
+        assert warnings[name]["code"] == code
+        assert row is not None and row[:2] == ("skipped", code) and row[2:] == (None, None, None)
         return
     assert row is not None, f"{name} missing from the ledger"
     outcome, error, seconds, pages, kind = row
@@ -240,7 +242,9 @@ def test_names_are_sniffed_and_odd_file_names_are_kept_exactly(hostile):
 def test_links_are_never_followed_and_the_fifo_never_opened(hostile):
     synth = hostile["synthesis"]
     assert not any("digoxine" in t["drug"] for t in synth["treatments"])  # the file outside the tree
-    assert not [k for k in hostile["docs"] if "loop" in k[1] or "secret" in k[1]]
+    # The links are ledger rows of their own, `skipped`; nothing behind them was read.
+    linked = {k[1]: v[:2] for k, v in hostile["docs"].items() if "loop" in k[1] or "secret" in k[1] or "symlink" in k[1]}
+    assert linked == {"loop": ("skipped", "symlink"), "symlink_out.pdf": ("skipped", "symlink")}
     watch = hostile["watch"]
     assert watch.tries > 50 and watch.opened == 0  # nothing ever had the FIFO open for reading
     assert stat.S_ISFIFO(os.lstat(hostile["root"] / "hostile" / "fifo.pdf").st_mode)
@@ -252,7 +256,7 @@ def test_the_inflating_pdf_and_the_bomb_stay_small_and_fail_by_name(hostile):
     assert facts["bomb_bytes"] < 200_000
     assert hostile["docs"][("hostile", "inflate.pdf")][1] in TRANSIENT
     report = json.loads((hostile["base"] / "report.json").read_text())
-    assert report["documents_total"] == len(hostile["docs"])
+    assert report["documents_total"] == sum(v[0] != "skipped" for v in hostile["docs"].values())
     assert sum(report["failures_by_reason"].values()) == report["documents_failed"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from extractor.errors import CouldNotRun
 from extractor.ledger import Ledger
 from models.report import RunReport
-from models.synthesis import DocumentInfo, HistoryEntry, Synthesis
+from models.synthesis import DocumentInfo, HistoryEntry, Synthesis, Warning
 
 
 def test_runs_documents_and_dossiers_are_recorded_and_queryable(tmp_path):
@@ -18,6 +18,8 @@ def test_runs_documents_and_dossiers_are_recorded_and_queryable(tmp_path):
         documents=[DocumentInfo(path="a.pdf", sha256="1", pages=2, ocr_pages=2, doc_type="courrier"),
                    DocumentInfo(path="b.pdf", sha256="2", outcome="failed", error="encrypted")],
         history=[HistoryEntry(label="hypertension artérielle", code="I10")], history_status="known",
+        warnings=[Warning(document="b.pdf", code="encrypted", message="password"),
+                  Warning(document="lien.pdf", code="symlink", message="not read: symlink")],
     )
     empty = Synthesis(dossier_id="P2", generated_at=datetime.now(timezone.utc), extractor_version="t")
     with Ledger(path) as led:
@@ -30,7 +32,7 @@ def test_runs_documents_and_dossiers_are_recorded_and_queryable(tmp_path):
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT exit_code FROM runs").fetchall() == [(1,)]
     assert con.execute("SELECT path, outcome, error FROM documents ORDER BY path").fetchall() == [
-        ("a.pdf", "ok", None), ("b.pdf", "failed", "encrypted")]
+        ("a.pdf", "ok", None), ("b.pdf", "failed", "encrypted"), ("lien.pdf", "skipped", "symlink")]
     rows = con.execute(
         "SELECT dossier_id, history, allergy_status, empty, disorganised FROM dossier_latest ORDER BY dossier_id"
     ).fetchall()
