@@ -180,7 +180,8 @@ def _cer(pairs: list[tuple[str, str]]) -> float | None:
 
 
 def _startup_seconds() -> float:
-    code = ("import extractor.pipeline, extractor.reader\n"
+    code = ("from extractor.nlp import skip_unused_french_exceptions\nskip_unused_french_exceptions()\n"
+            "import extractor.pipeline, extractor.reader\n"
             "from extractor.workers import warm_up\nwarm_up()\n")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent,

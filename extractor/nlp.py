@@ -8,14 +8,39 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import threading
 import time
+import types
 
 from extractor.lexicon import join_wrapped, load_cues
 
 SPAN_GROUP = "synth"
 _LOCK = threading.Lock()
 LOAD_SECONDS: float | None = None
+
+
+FRENCH_EXCEPTIONS_MODULE = "spacy.lang.fr.tokenizer_exceptions"
+
+
+def skip_unused_french_exceptions() -> bool:
+    """Start-up of a process of ours: let spaCy's French language load without its tokenizer
+    exceptions. Returns whether it was done (not when something already imported them).
+
+    Importing them builds ~3 s of the ~4 s the pipeline takes to load (measured with
+    `python -X importtime`), and EDS-NLP never uses them: its "eds" language sets
+    `tokenizer_exceptions = {}` and tokenizes with its own EDSTokenizer. An empty module stands in.
+    Only for processes that load nothing else of spaCy's French (our workers): a `spacy.blank("fr")`
+    made later in the same process would lack its exceptions. tests/test_nlp.py checks that the
+    pipeline's tokens are the same either way.
+    """
+    if FRENCH_EXCEPTIONS_MODULE in sys.modules or "spacy.lang.fr" in sys.modules:
+        return False
+    stub = types.ModuleType(FRENCH_EXCEPTIONS_MODULE)
+    stub.TOKENIZER_EXCEPTIONS = {}
+    stub.TOKEN_MATCH = None
+    sys.modules[FRENCH_EXCEPTIONS_MODULE] = stub
+    return True
 
 
 def _merge(default: list[str], extra: list[str]) -> list[str]:
