@@ -391,7 +391,7 @@ def serve(in_fd: int, out_fd: int, parent: int) -> None:
     if process_name == DEFAULT_PROCESS:
         from extractor.nlp import skip_unused_french_exceptions
 
-        skip_unused_french_exceptions()  # ~3 s of start-up (see there)
+        skip_unused_french_exceptions()  # 1-3 s of start-up (see there)
     try:
         for name in preload:
             try:
