@@ -189,3 +189,16 @@ def test_upside_down_capitals_are_read_the_other_way_round():
     assert page.rotation == 180
     assert "HYPERTENSION" in page.text and "PÉNICILLINE" in page.text
     assert page.ocr_confidence > 0.8
+
+
+def test_a_wrong_verdict_from_the_ink_does_not_cost_the_page(monkeypatch):
+    """Should the up/down test ever be sure and wrong, the very poor reading that follows sends the page
+    to be read the other way round too. Forced here: the ink is made to say "upside down" for an upright page."""
+    import extractor.ocr as ocr
+
+    monkeypatch.setattr(ocr, "_up_down_score", lambda ink, skew: -1.0)
+    image = page_image()
+    assert ocr.find_orientation(image).rotate == 180 and ocr.find_orientation(image).sure
+    page = ocr_image(image, SETTINGS)
+    assert page.rotation == 0
+    assert_readable(page, image.size)
