@@ -5,9 +5,8 @@ A page image goes: EXIF orientation (images) -> grayscale -> orientation from th
 deskewed -> tesseract, read once. Only when the reading is poor (mean confidence below 0.7, or no
 words) and the ink could not tell which way up (capitals only, too little text), or when it is very
 poor (below 0.5) whatever the ink said, is the page read the other way round too, or tesseract OSD
-asked, and the better reading kept. The result is
-a `Page` whose text is built from tesseract's words, each word with its offsets in that text and
-its box in the upright image.
+asked, and the better reading kept. The result is a `Page` whose text is built from tesseract's
+words, each word with its offsets in that text and its box in the upright image.
 
 A scanned PDF page is usually one image covering the page: that image is decoded at its own
 resolution instead of rendering the page (`pdf_page_image`).
