@@ -346,13 +346,6 @@ def find_orientation(image: Image.Image, detect: bool = True, deskew: bool = Tru
                        sure=abs(score) >= UP_DOWN_MARGIN)
 
 
-def measure_skew(image: Image.Image) -> float:
-    """Skew of the text lines of a page image in degrees, counter-clockwise positive (PIL's
-    convention), within +-5; 0.0 on a page with too little ink to tell."""
-    ink = _ink(_small_copy(image, ANALYSIS_SHORT_SIDE))
-    return _skew_of_ink(ink) if _enough_ink(ink) else 0.0
-
-
 def _skew_of_ink(ink: np.ndarray) -> float:
     """Projection profiles: the angle that makes the rows' ink histogram sharpest."""
     sharpness = _profile_sharpness(ink)
@@ -375,9 +368,7 @@ def _up_down_score(ink: np.ndarray, skew: float) -> float:
     Lines are the runs of rows of the skew-corrected profile holding more than 8 % of a full
     line's ink; the x-height band of a line is its rows holding at least half its peak. Rows with
     only a few descenders often fall under the 8 %: that sharpens the contrast, it does not flip it."""
-    hist = _row_profile(ink, skew)
-    if not len(hist):
-        return 0.0
+    hist = _rows(*_ink_points(ink, most=None), skew)  # every point: the bands are a few rows high
     full_line = float(np.percentile(hist[hist > 0], 95))
     on = np.concatenate(([False], hist > 0.08 * full_line, [False]))
     edges = np.flatnonzero(np.diff(on.astype(np.int8)))
@@ -410,11 +401,11 @@ def _enough_ink(ink: np.ndarray) -> bool:
     return 200 <= n <= 0.5 * ink.size
 
 
-def _ink_points(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates of (at most DESKEW_MAX_POINTS, a fixed sample of) the ink pixels, x centred."""
+def _ink_points(ink: np.ndarray, most: int | None = DESKEW_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of the ink pixels (at most `most` of them, a fixed sample), x centred."""
     ys, xs = np.nonzero(ink)
-    if len(xs) > DESKEW_MAX_POINTS:
-        pick = np.random.default_rng(0).choice(len(xs), DESKEW_MAX_POINTS, replace=False)
+    if most is not None and len(xs) > most:
+        pick = np.random.default_rng(0).choice(len(xs), most, replace=False)
         xs, ys = xs[pick], ys[pick]
     return xs.astype(np.float64) - ink.shape[1] / 2, ys.astype(np.float64)
 
@@ -423,13 +414,6 @@ def _rows(xs: np.ndarray, ys: np.ndarray, angle: float) -> np.ndarray:
     """Histogram of the points over rows once the page is turned back by `angle` (ccw degrees)."""
     rows = np.round(ys + xs * math.tan(math.radians(angle))).astype(np.int64)
     return np.bincount(rows - rows.min()).astype(np.float64)
-
-
-def _row_profile(ink: np.ndarray, angle: float) -> np.ndarray:
-    ys, xs = np.nonzero(ink)
-    if not len(xs):
-        return np.zeros(0)
-    return _rows(xs.astype(np.float64) - ink.shape[1] / 2, ys.astype(np.float64), angle)
 
 
 def _profile_sharpness(ink: np.ndarray, normalised: bool = False):

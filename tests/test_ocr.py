@@ -18,7 +18,7 @@ from helpers_docs import PARAGRAPH, jpeg_with_exif_orientation, page_image  # no
 
 from extractor.config import Settings  # noqa: E402
 from extractor.errors import CouldNotRun, DocumentError  # noqa: E402
-from extractor.ocr import measure_skew, ocr_image, open_image_frames  # noqa: E402
+from extractor.ocr import find_orientation, ocr_image, open_image_frames  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SETTINGS = Settings()
@@ -59,7 +59,7 @@ def test_turned_pages_are_put_upright(turn, expected):
 
 def test_skewed_page_is_deskewed():
     image = page_image().rotate(3, fillcolor=255, resample=Image.Resampling.BICUBIC)
-    assert measure_skew(image) == pytest.approx(3.0, abs=0.3)
+    assert find_orientation(image).skew == pytest.approx(3.0, abs=0.3)
     page = ocr_image(image, SETTINGS)
     assert page.skew == pytest.approx(3.0, abs=0.3)
     assert_readable(page, image.size)
@@ -139,8 +139,6 @@ def test_private_dir_mode():
 def test_orientation_is_found_from_the_ink_alone(turn):
     """Direction, skew and which way up, without tesseract (ocr.find_orientation): a page turned
     counter-clockwise by `turn` (and skewed by 2 degrees) is put back by turning it clockwise by `turn`."""
-    from extractor.ocr import find_orientation
-
     page = _letter_lines().rotate(2, fillcolor=255, resample=Image.Resampling.BICUBIC)
     found = find_orientation(page.rotate(turn, expand=True))
     assert found.rotate == turn and found.sure
@@ -149,8 +147,6 @@ def test_orientation_is_found_from_the_ink_alone(turn):
 
 
 def test_orientation_of_a_blank_page_is_unknown():
-    from extractor.ocr import find_orientation
-
     found = find_orientation(Image.new("L", (800, 1000), 255))
     assert found.direction == "unknown" and not found.sure and found.rotate == 0
 
@@ -158,8 +154,6 @@ def test_orientation_of_a_blank_page_is_unknown():
 def test_capitals_only_leave_up_and_down_undecided():
     """No ascenders or descenders to go by: the verdict is not trusted, so a poor reading will be
     checked the other way round (see ocr_image)."""
-    from extractor.ocr import find_orientation
-
     found = find_orientation(_letter_lines(upper=True))
     assert found.direction == "horizontal" and not found.sure
 
