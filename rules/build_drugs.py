@@ -62,8 +62,8 @@ GENERIC_LABS = {
     "arrow", "sandoz", "biogaran", "mylan", "viatris", "teva", "zentiva", "eg", "cristers", "zydus", "accord",
     "almus", "sun", "ranbaxy", "krka", "qualimed", "evolugen", "ratiopharm", "pfizer", "medisol", "panpharma",
     "aguettant", "fresenius", "kabi", "hospira", "renaudin", "lavoisier", "bbraun", "b.braun", "substipharm",
-    "actavis", "alter", "bluefish", "isomed", "pharmaki", "ranbaxy", "torrent", "upsa", "conseil", "gé", "ge",
-    "labs", "lab", "sanofi", "winthrop", "reddy's", "reddys", "hcs", "ethypharm", "substipharm", "macure",
+    "actavis", "alter", "bluefish", "isomed", "pharmaki", "torrent", "upsa", "conseil", "gé", "ge",
+    "labs", "lab", "sanofi", "winthrop", "reddy's", "reddys", "hcs", "ethypharm", "macure",
 }
 BRAND_DISPLAY = {
     "KARDEGIC": "Kardégic", "LEVOTHYROX": "Levothyrox", "TEMESTA": "Témesta", "SERESTA": "Séresta",
@@ -71,7 +71,7 @@ BRAND_DISPLAY = {
     "DETENSIEL": "Détensiel", "LASILIX": "Lasilix", "PREVISCAN": "Préviscan", "INEXIUM": "Inexium",
     "EFFERALGAN": "Efferalgan", "STILNOX": "Stilnox", "SPECIAFOLDINE": "Spéciafoldine", "TRANSIPEG": "Transipeg",
     "DIAMICRON": "Diamicron", "LOXEN": "Loxen", "SEROPLEX": "Séroplex", "DEROXAT": "Déroxat",
-    "SERESTA": "Séresta", "PERMIXON": "Permixon", "TAHOR": "Tahor", "CRESTOR": "Crestor", "ELISOR": "Élisor",
+    "PERMIXON": "Permixon", "TAHOR": "Tahor", "CRESTOR": "Crestor", "ELISOR": "Élisor",
     "HEMIGOXINE": "Hémigoxine", "DIFFU K": "Diffu-K", "DIFFU-K": "Diffu-K", "ATARAX": "Atarax",
     "LEXOMIL": "Lexomil", "XANAX": "Xanax", "MOPRAL": "Mopral", "EUPANTOL": "Eupantol", "FORLAX": "Forlax",
     "DUPHALAC": "Duphalac", "CORDARONE": "Cordarone", "CARDENSIEL": "Cardensiel", "KREDEX": "Kredex",
@@ -84,7 +84,7 @@ BRAND_DISPLAY = {
     "TENORMINE": "Ténormine", "AVLOCARDYL": "Avlocardyl", "LERCAN": "Lercan", "ZANIDIP": "Zanidip",
     "NEBILOX": "Nébilox", "TEMERIT": "Témérit", "SEROQUEL": "Seroquel", "ZYPREXA": "Zyprexa",
     "RISPERDAL": "Risperdal", "HALDOL": "Haldol", "LAROXYL": "Laroxyl", "EFFEXOR": "Effexor",
-    "SERESTA": "Séresta", "IMOVANE": "Imovane", "NOCTAMIDE": "Noctamide", "VENTOLINE": "Ventoline",
+    "IMOVANE": "Imovane", "NOCTAMIDE": "Noctamide", "VENTOLINE": "Ventoline",
     "SERETIDE": "Sérétide", "SYMBICORT": "Symbicort", "SPIRIVA": "Spiriva", "SINGULAIR": "Singulair",
     "AERIUS": "Aérius", "XYZALL": "Xyzall", "CORTANCYL": "Cortancyl", "SOLUPRED": "Solupred",
     "MEDROL": "Médrol", "DIPROSONE": "Diprosone", "NOVATREX": "Novatrex", "IMUREL": "Imurel",
