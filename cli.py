@@ -183,10 +183,15 @@ def bench(
         rep = run_bench(corpus, dossiers, seed, scan_ratio, workers, log=lambda m: err.print(f"bench: {m}"))
     except SyntheseError as e:
         raise _fail(e)
+    _show(rep, as_json)
+
+
+def _show(report, as_json: bool) -> None:
+    """A report (bench, eval) as JSON on stdout, or as rich tables."""
     if as_json:
-        print(rep.model_dump_json(indent=2))
+        print(report.model_dump_json(indent=2))
     else:
-        out.print(rep.to_table())
+        out.print(report.to_table())
 
 
 @app.command()
@@ -229,10 +234,7 @@ def evaluate(
         report = evaluate_corpus(root, run_pipeline=not no_run)
     except SyntheseError as e:
         raise _fail(e)
-    if as_json:
-        print(report.model_dump_json(indent=2))
-    else:
-        out.print(report.to_table())
+    _show(report, as_json)
 
 
 @ledger_app.command("rebuild")
