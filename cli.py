@@ -112,8 +112,8 @@ def run(
     """Process the dossiers under ROOT that changed since the last run and write synthese.json in each."""
     import signal
 
-    from extractor.batch import RunOptions
-    from extractor.batch import run as run_batch
+    from extractor.batch.runner import RunOptions
+    from extractor.batch.runner import run as run_batch
     from extractor.config import Settings
 
     _setup_logging(verbose)
@@ -172,7 +172,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Measure throughput, overheads against the bare engines, scaling, re-runs, start-up and memory."""
-    from extractor.bench import run_bench
+    from extractor.quality.bench import run_bench
 
     _setup_logging(False)
     logging.getLogger("synthese").setLevel(logging.WARNING)
@@ -227,7 +227,7 @@ def evaluate(
     no_run: bool = typer.Option(False, "--no-run", help="Score the existing synthese.json files without running."),
 ) -> None:
     """Run the pipeline on a generated corpus and score it against the gold files."""
-    from extractor.evaluation_run import evaluate_corpus
+    from extractor.quality.evaluation_run import evaluate_corpus
 
     _setup_logging(False)
     try:
@@ -244,7 +244,7 @@ def ledger_rebuild(
 ) -> None:
     """Rebuild a damaged or lost ledger from the synthese.json files under ROOT."""
     from extractor.config import Settings
-    from extractor.rebuild import rebuild_ledger
+    from extractor.batch.rebuild import rebuild_ledger
 
     try:
         n = rebuild_ledger(root, ledger or Settings().ledger_path(root))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from extractor import __version__
 from extractor.config import Settings
-from extractor.consolidate import consolidate
+from extractor.clinical.consolidate import consolidate
 from extractor.write import DamagedOutput, read_synthesis, set_aside_damaged, write_synthesis
 from models.document import DocumentRecord, Mention
 from models.synthesis import Synthesis, Warning
@@ -49,9 +49,9 @@ def extractor_key() -> str:
 
 def process_document(path: Path, dossier: Path, settings: Settings) -> DocumentResult:
     """Read one document and extract its mentions. Never raises for a bad document: see `record.error`."""
-    from extractor.classify import classify_document
-    from extractor.mentions import extract_mentions
-    from extractor.reader import read_document
+    from extractor.documents.classify import classify_document
+    from extractor.clinical.mentions import extract_mentions
+    from extractor.documents.reader import read_document
 
     t0 = time.perf_counter()
     record = read_document(path, dossier, settings)

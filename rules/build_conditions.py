@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from extractor.lexicon import key_of  # noqa: E402
+from extractor.clinical.lexicon import key_of  # noqa: E402
 
 BAD = re.compile(r",|\(|\)|\bsans précision\b|^autres?\b|\bau cours de\b| - |\bSAI\b|\bnon classée?s?\b|\bprécisée?s?\b|"
                  r"\bNCA\b|\bsuite\b|\bséquelles?\b|\bexamen\b|\bdépistage\b|\bcertaines?\b|\bpersonnels?\b|\bde l'un\b",

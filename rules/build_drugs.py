@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from extractor.lexicon import fold, key_of  # noqa: E402
+from extractor.clinical.lexicon import fold, key_of  # noqa: E402
 
 SNAPSHOT = "BDPM snapshot 2026 (latest authorisations 2025)"
 

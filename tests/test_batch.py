@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extractor.batch import RunOptions, root_lock, run
+from extractor.batch.runner import RunOptions, root_lock, run
 from extractor.config import Settings
 from extractor.errors import CouldNotRun
 from helpers_docs import PARAGRAPH, text_pdf
@@ -206,7 +206,7 @@ def test_own_temp_files_left_by_a_killed_run_are_removed(tmp_path):
 def test_progress_lines_when_not_a_tty_carry_counts_only(tmp_path, caplog):
     import logging
 
-    from extractor import progress
+    from extractor.batch import progress
 
     root = make_root(tmp_path / "root", dossiers=2, docs=1)
     caplog.set_level(logging.INFO, logger="synthese")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from extractor.classify import classify_document
+from extractor.documents.classify import classify_document
 from models.document import DocumentRecord, Page
 
 

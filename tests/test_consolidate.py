@@ -2,7 +2,7 @@
 from models.document import DocumentRecord, Mention, Page
 from models.synthesis import Review
 
-from extractor.consolidate import consolidate
+from extractor.clinical.consolidate import consolidate
 
 
 def rec(path, date=None, sha=None, error=None):

@@ -36,7 +36,7 @@ def workers_of(pid: int) -> list[int]:
             argv = (p / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"extractor.workers" in argv and str(pid).encode() in argv[-3:]:
+        if b"extractor.batch.workers" in argv and str(pid).encode() in argv[-3:]:
             found.append(int(p.name))
     return found
 

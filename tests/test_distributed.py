@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from extractor.batch import RunOptions, run
+from extractor.batch.runner import RunOptions, run
 from extractor.config import Settings
 from helpers_runs import ledger_facts, outputs, text_corpus
 

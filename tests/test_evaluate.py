@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from rapidfuzz import fuzz
 
-from extractor.evaluate import (
+from extractor.quality.evaluate import (
     THRESHOLD,
     aggregate,
     load_gold,

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from extractor.ingest import discover_dossiers, list_documents, sha256_file, sniff  # noqa: E402
+from extractor.documents.ingest import discover_dossiers, list_documents, sha256_file, sniff  # noqa: E402
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

@@ -9,8 +9,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers_docs import PARAGRAPH, text_pdf  # noqa: E402
 
 from extractor.config import Settings  # noqa: E402
-from extractor.layout import mark_boilerplate  # noqa: E402
-from extractor.reader import read_document  # noqa: E402
+from extractor.documents.layout import mark_boilerplate  # noqa: E402
+from extractor.documents.reader import read_document  # noqa: E402
 from models.document import Page  # noqa: E402
 
 HEADER = "CHU de Villeneuve — Service de cardiologie — tél 01 23 45 67 89"

@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from extractor.errors import CouldNotRun
-from extractor.ledger import Ledger
+from extractor.batch.ledger import Ledger
 from models.report import RunReport
 from models.synthesis import DocumentInfo, HistoryEntry, Synthesis, Warning
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from extractor.lexicon import find_terms, fold, key_of, load_lexicons, tokenize
+from extractor.clinical.lexicon import find_terms, fold, key_of, load_lexicons, tokenize
 
 
 def test_fold_keeps_offsets():

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from extractor.mentions import extract_mentions
+from extractor.clinical.mentions import extract_mentions
 from models.document import DocumentRecord, Page
 
 _ENT = re.compile(r"<ent((?:\s+\w+=(?:\"[^\"]*\"|\S+?))*)\s*>(.*?)</ent>", re.S)

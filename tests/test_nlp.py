@@ -15,10 +15,10 @@ PROBE = r"""
 import json, sys
 from pathlib import Path
 if sys.argv[1] == "skip":
-    from extractor.nlp import skip_unused_french_exceptions
+    from extractor.clinical.nlp import skip_unused_french_exceptions
     assert skip_unused_french_exceptions()
-from extractor.mentions import extract_mentions
-from extractor.nlp import get_nlp
+from extractor.clinical.mentions import extract_mentions
+from extractor.clinical.nlp import get_nlp
 from models.document import DocumentRecord, Page
 nlp = get_nlp()
 exc = sys.modules["spacy.lang.fr.tokenizer_exceptions"]

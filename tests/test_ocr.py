@@ -18,7 +18,7 @@ from helpers_docs import PARAGRAPH, jpeg_with_exif_orientation, page_image  # no
 
 from extractor.config import Settings  # noqa: E402
 from extractor.errors import CouldNotRun, DocumentError  # noqa: E402
-from extractor.ocr import find_orientation, ocr_image, open_image_frames  # noqa: E402
+from extractor.documents.ocr import find_orientation, ocr_image, open_image_frames  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SETTINGS = Settings()
@@ -188,7 +188,7 @@ def test_upside_down_capitals_are_read_the_other_way_round():
 def test_a_wrong_verdict_from_the_ink_does_not_cost_the_page(monkeypatch):
     """Should the up/down test ever be sure and wrong, the very poor reading that follows sends the page
     to be read the other way round too. Forced here: the ink is made to say "upside down" for an upright page."""
-    import extractor.ocr as ocr
+    import extractor.documents.ocr as ocr
 
     monkeypatch.setattr(ocr, "_up_down_score", lambda ink, skew: -1.0)
     image = page_image()

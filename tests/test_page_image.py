@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers_docs import page_image, text_pdf  # noqa: E402
 
-from extractor.ocr import _embedded_scan, pdf_page_image  # noqa: E402
+from extractor.documents.ocr import _embedded_scan, pdf_page_image  # noqa: E402
 
 A4 = (595.28, 841.89)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extractor.consolidate import fold
+from extractor.clinical.consolidate import fold
 from models.gold import GoldDossier
 from models.synthesis import Synthesis
 

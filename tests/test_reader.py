@@ -18,8 +18,8 @@ from helpers_docs import PARAGRAPH, page_image, text_pdf  # noqa: E402
 
 from extractor.config import Settings  # noqa: E402
 from extractor.errors import REASONS  # noqa: E402
-from extractor.ingest import sha256_file  # noqa: E402
-from extractor.reader import read_document  # noqa: E402
+from extractor.documents.ingest import sha256_file  # noqa: E402
+from extractor.documents.reader import read_document  # noqa: E402
 
 SETTINGS = Settings()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from extractor.sections import find_sections, section_at
+from extractor.clinical.sections import find_sections, section_at
 
 LETTER = """COMPTE RENDU D'HOSPITALISATION
 Motif : douleur thoracique.

@@ -12,10 +12,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers_docs import PARAGRAPH, text_pdf, two_column_pdf  # noqa: E402
 
-from extractor import textlayer  # noqa: E402
+from extractor.documents import textlayer  # noqa: E402
 from extractor.config import Settings  # noqa: E402
 from extractor.errors import DocumentError  # noqa: E402
-from extractor.textlayer import read_text_layer  # noqa: E402
+from extractor.documents.textlayer import read_text_layer  # noqa: E402
 
 SETTINGS = Settings()
 

@@ -12,7 +12,7 @@ import pytest
 
 from extractor.config import Settings
 from extractor.pipeline import DocumentResult
-from extractor.workers import Task, WorkerPool, count_pages, timeout_for
+from extractor.batch.workers import Task, WorkerPool, count_pages, timeout_for
 from helpers_docs import PARAGRAPH, text_pdf
 from models.document import DocumentRecord
 
@@ -47,7 +47,7 @@ def fake_process(path, dossier, settings):
 
 def read_only(path, dossier, settings):
     """The real reader without the NLP stages."""
-    from extractor.reader import read_document
+    from extractor.documents.reader import read_document
 
     record = read_document(Path(path), Path(dossier), settings)
     return DocumentResult(record=record, stage_seconds={"read": record.seconds})

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from extractor import __version__
 from extractor.errors import BadArguments
-from extractor.ingest import discover_dossiers
-from extractor.ledger import Ledger
+from extractor.documents.ingest import discover_dossiers
+from extractor.batch.ledger import Ledger
 from extractor.write import DamagedOutput, read_synthesis
 from models.report import RunReport
 

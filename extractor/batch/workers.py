@@ -7,7 +7,7 @@ kill exactly the worker that holds that document, record why, and start a fresh 
 other documents go on. The stdlib pools either hang on a lost worker (Pool) or break the whole
 executor (ProcessPoolExecutor raises BrokenProcessPool for every pending future).
 
-Each worker is a plain `python -m extractor.workers` subprocess (not a multiprocessing child:
+Each worker is a plain `python -m extractor.batch.workers` subprocess (not a multiprocessing child:
 dask workers are daemonic and may not have multiprocessing children, and one implementation
 serves both the local pool and dask tasks). It imports the pipeline (reader, NLP, lexicons)
 once, sets OMP_THREAD_LIMIT=1 and RLIMIT_AS (what it maps once loaded + `doc_memory_mb`), then
@@ -49,7 +49,7 @@ DEFAULT_PROCESS = "extractor.pipeline:process_document"
 # A worker not ready after this long (imports + NLP warm-up take ~5 s) is stuck: the run stops.
 STARTUP_TIMEOUT = 300.0
 # Modules a worker imports at start, so their load (spaCy/EDS-NLP pipelines, lexicons) is paid once.
-PRELOAD = ("extractor.pipeline", "extractor.reader", "extractor.classify", "extractor.mentions")
+PRELOAD = ("extractor.pipeline", "extractor.documents.reader", "extractor.documents.classify", "extractor.clinical.mentions")
 
 
 @dataclass
@@ -97,7 +97,7 @@ class PoolStats:
 
 def count_pages(path: Path) -> int:
     """A cheap page count: pdfium's for PDFs, frames for images, 1 otherwise. Runs in the worker."""
-    from extractor.ingest import sniff
+    from extractor.documents.ingest import sniff
 
     kind = sniff(path)
     if kind == "pdf":
@@ -161,7 +161,7 @@ class WorkerPool:
         env["MKL_NUM_THREADS"] = "1"
         # The child must import what we import (tests' fake processes included).
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        cmd = [sys.executable, "-m", "extractor.workers", str(to_child_r), str(from_child_w), str(os.getpid())]
+        cmd = [sys.executable, "-m", "extractor.batch.workers", str(to_child_r), str(from_child_w), str(os.getpid())]
         proc = subprocess.Popen(
             cmd, pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL,
             start_new_session=True, close_fds=True,
@@ -346,8 +346,8 @@ def _vm_size_mb() -> int:
 def warm_up() -> None:
     """Load what the NLP stages load lazily (EDS-NLP pipeline, lexicons, compiled patterns) by
     running them once on a made-up sentence, so the first real document does not pay for it."""
-    from extractor.classify import classify_document
-    from extractor.mentions import extract_mentions
+    from extractor.documents.classify import classify_document
+    from extractor.clinical.mentions import extract_mentions
     from models.document import DocumentRecord, Page
 
     text = ("Compte rendu de consultation du 12 mars 2024\nAntécédents : hypertension artérielle.\n"
@@ -389,7 +389,7 @@ def serve(in_fd: int, out_fd: int, parent: int) -> None:
         return
     _, settings, process_name, preload = msg
     if process_name == DEFAULT_PROCESS:
-        from extractor.nlp import skip_unused_french_exceptions
+        from extractor.clinical.nlp import skip_unused_french_exceptions
 
         skip_unused_french_exceptions()  # 1-3 s of start-up (see there)
     try:

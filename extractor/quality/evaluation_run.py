@@ -1,16 +1,16 @@
 """`synthese eval`: run the pipeline on a generated corpus (or read its outputs) and score it.
 
-Kept apart from `extractor.evaluate` (pure scoring) so the scorer never runs the pipeline.
+Kept apart from `extractor.quality.evaluate` (pure scoring) so the scorer never runs the pipeline.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from extractor.batch import RunOptions, run
+from extractor.batch.runner import RunOptions, run
 from extractor.config import STATE_DIR, Settings
 from extractor.errors import BadArguments
-from extractor.evaluate import EvalReport, aggregate, load_gold, load_predictions, score_dossier
+from extractor.quality.evaluate import EvalReport, aggregate, load_gold, load_predictions, score_dossier
 from models.document import DocumentRecord
 
 

@@ -1,8 +1,8 @@
 """Stage: page texts -> mentions (history, allergy, treatment, absence), with qualifiers and provenance.
 
 In: a `DocumentRecord` whose pages carry text (text layer or OCR). Out: a list of `Mention`, offsets into
-each page's text. Spans are found by our lexicons (`extractor.lexicon`), placed in sections
-(`extractor.sections`), then qualified (negated / hypothetical / family) by EDS-NLP (`extractor.nlp`).
+each page's text. Spans are found by our lexicons (`extractor.clinical.lexicon`), placed in sections
+(`extractor.clinical.sections`), then qualified (negated / hypothetical / family) by EDS-NLP (`extractor.clinical.nlp`).
 Qualified mentions are kept with their flags: consolidation decides what becomes an entry.
 
 Block rules (clinical conventions):
@@ -23,9 +23,9 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.lexicon import join_wrapped, Match, find_terms, fold, load_cues, load_lexicons, tokenize
-from extractor.nlp import qualify
-from extractor.sections import Section, find_sections, section_at
+from extractor.clinical.lexicon import join_wrapped, Match, find_terms, fold, load_cues, load_lexicons, tokenize
+from extractor.clinical.nlp import qualify
+from extractor.clinical.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
 
 SNIPPET_MAX = 160

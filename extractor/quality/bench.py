@@ -81,7 +81,7 @@ def _collapse(text: str) -> str:
 
 
 def _run(root: Path, workers: int, settings: Settings, full: bool = False, collect: list | None = None):
-    from extractor.batch import RunOptions, run
+    from extractor.batch.runner import RunOptions, run
 
     on = (lambda o: collect.extend((o.dossier_id, r) for r in o.results)) if collect is not None else None
     return run(RunOptions(root=root, workers=workers, full=full, progress=False), settings, on_dossier=on)
@@ -133,8 +133,8 @@ def _scan_images(path: Path, dpi: int, folder: Path) -> list[Path]:
     from (`ocr.pdf_page_image` at `dpi` for a PDF page, the frame itself for an image file)."""
     from PIL import Image
 
-    from extractor.ingest import sniff
-    from extractor.ocr import pdf_page_image
+    from extractor.documents.ingest import sniff
+    from extractor.documents.ocr import pdf_page_image
 
     out = []
     if sniff(path) == "pdf":
@@ -180,11 +180,11 @@ def _cer(pairs: list[tuple[str, str]]) -> float | None:
 
 
 def _startup_seconds() -> float:
-    code = ("from extractor.nlp import skip_unused_french_exceptions\nskip_unused_french_exceptions()\n"
-            "import extractor.pipeline, extractor.reader\n"
-            "from extractor.workers import warm_up\nwarm_up()\n")
+    code = ("from extractor.clinical.nlp import skip_unused_french_exceptions\nskip_unused_french_exceptions()\n"
+            "import extractor.pipeline, extractor.documents.reader\n"
+            "from extractor.batch.workers import warm_up\nwarm_up()\n")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent,
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2],
                    env=dict(os.environ, OMP_THREAD_LIMIT="1"), timeout=300)
     return time.perf_counter() - t0
 

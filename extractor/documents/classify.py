@@ -11,7 +11,7 @@ import functools
 import re
 from datetime import date
 
-from extractor.lexicon import fold, load_cues
+from extractor.clinical.lexicon import fold, load_cues
 from models.document import DocumentRecord
 
 _ORDER = ["operatoire", "biologie", "ordonnance", "consultation", "compte_rendu", "administratif", "courrier"]

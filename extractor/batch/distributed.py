@@ -7,7 +7,7 @@ DocumentResult as `model_dump()`, or a failure reason) so nothing but the projec
 models crosses the wire.
 
 Isolation holds inside dask workers: a task does not read the document in the dask worker's own
-process but in a killable subprocess of it (`extractor.workers.WorkerPool` of size 1, one per
+process but in a killable subprocess of it (`extractor.batch.workers.WorkerPool` of size 1, one per
 dask worker thread, kept between tasks so the NLP is loaded once). A hang, a native crash or a
 MemoryError thus becomes a failed document, never a lost dask worker. If a dask worker itself
 is lost (machine down, nanny restart), the scheduler reruns its tasks elsewhere (up to
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from extractor.config import Settings
 from extractor.errors import CouldNotRun
-from extractor.workers import DEFAULT_PROCESS, Outcome, Task, WorkerPool
+from extractor.batch.workers import DEFAULT_PROCESS, Outcome, Task, WorkerPool
 
 RETRIES = 2
 _local = threading.local()
@@ -56,7 +56,7 @@ def read_on_worker(path: str, dossier: str, rel: str, settings: Settings, proces
 
 
 class DaskExecutor:
-    """The executor interface of `extractor.batch` on a dask.distributed scheduler."""
+    """The executor interface of `extractor.batch.runner` on a dask.distributed scheduler."""
 
     def __init__(self, address: str, settings: Settings, process: str = DEFAULT_PROCESS, client=None):
         try:

@@ -13,13 +13,13 @@ import stat
 import time
 from pathlib import Path
 
-from extractor import textlayer
+from extractor.documents import textlayer
 from extractor.config import Settings
 from extractor.errors import CouldNotRun, DocumentError
-from extractor.ingest import sha256_file, sniff
-from extractor.layout import mark_boilerplate
-from extractor.ocr import ocr_image, open_image_frames, pdf_page_image
-from extractor.textlayer import count_printable
+from extractor.documents.ingest import sha256_file, sniff
+from extractor.documents.layout import mark_boilerplate
+from extractor.documents.ocr import ocr_image, open_image_frames, pdf_page_image
+from extractor.documents.textlayer import count_printable
 from models.document import DocumentRecord, Page
 
 log = logging.getLogger(__name__)

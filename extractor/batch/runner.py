@@ -6,11 +6,11 @@ How a run goes (the driver is this process; it alone writes synthese.json, the c
    fingerprint and processing key (`extractor_key()` + reading settings) equal those of its last
    finished run is skipped and counted (`dossiers_skipped`), unless `--full`.
 2. Documents (not dossiers) go to the executor: a pool of long-lived worker processes
-   (`extractor.workers`, one per core by default) or a dask.distributed cluster
-   (`extractor.distributed`). Each document is read under a wall-clock and a memory limit; a
+   (`extractor.batch.workers`, one per core by default) or a dask.distributed cluster
+   (`extractor.batch.distributed`). Each document is read under a wall-clock and a memory limit; a
    hang, a crash or a MemoryError becomes a failed document ("timeout", "crashed",
    "out_of_memory"), never a failed run. A document whose content was already read with the same
-   processing key comes from the cache (`extractor.cache`) instead.
+   processing key comes from the cache (`extractor.batch.cache`) instead.
 3. When every document of a dossier is back: consolidate, write synthese.json (atomic), then in
    ONE ledger transaction record the dossier, its documents and its new incremental state. A run
    killed at any moment (SIGKILL included) leaves each dossier either done and recorded, or to be
@@ -37,13 +37,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from extractor import __version__
-from extractor.cache import TRANSIENT_ERRORS, ResultCache, processing_key
+from extractor.batch.cache import TRANSIENT_ERRORS, ResultCache, processing_key
 from extractor.config import OUTPUT_NAME, STATE_DIR, Settings
 from extractor.errors import REASONS, BadArguments, CouldNotRun, ExitCode
-from extractor.ingest import Candidate, discover_dossiers, list_documents, sha256_file
-from extractor.ledger import Ledger
+from extractor.documents.ingest import Candidate, discover_dossiers, list_documents, sha256_file
+from extractor.batch.ledger import Ledger
 from extractor.pipeline import DocumentResult, summarise_dossier
-from extractor.workers import DEFAULT_PROCESS, Outcome, Task, WorkerPool
+from extractor.batch.workers import DEFAULT_PROCESS, Outcome, Task, WorkerPool
 from models.document import DocumentRecord
 from models.report import RunReport
 from models.synthesis import Synthesis, Warning
@@ -346,7 +346,7 @@ def run(options: RunOptions, settings: Settings, on_dossier=None) -> RunReport:
     Raises BadArguments (bad root or options) and CouldNotRun (lock held, ledger damaged, workers
     or scheduler unavailable). SIGINT stops the run cleanly: the report comes back with exit code 130.
     """
-    from extractor.progress import make_progress
+    from extractor.batch.progress import make_progress
 
     root = options.root
     if not root.is_dir():
@@ -372,7 +372,7 @@ def run(options: RunOptions, settings: Settings, on_dossier=None) -> RunReport:
         executor = None
         try:
             if options.scheduler:
-                from extractor.distributed import DaskExecutor
+                from extractor.batch.distributed import DaskExecutor
 
                 executor = DaskExecutor(options.scheduler, settings, options.process)
                 report.workers = executor.capacity

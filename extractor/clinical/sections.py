@@ -10,7 +10,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.lexicon import fold, is_upper, read_toml
+from extractor.clinical.lexicon import fold, is_upper, read_toml
 
 
 @dataclass(frozen=True)

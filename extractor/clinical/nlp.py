@@ -1,7 +1,7 @@
 """The EDS-NLP pipeline, built once per process (lazily), with cue lists extended from `rules/cues.toml`.
 
 Only the qualifiers run here (normalizer, sentences, negation, hypothesis, family): the spans themselves are
-found by our lexicon matcher (`extractor.lexicon`) and put in the doc's span group "synth" before the
+found by our lexicon matcher (`extractor.clinical.lexicon`) and put in the doc's span group "synth" before the
 qualifiers run, so offsets remain those of the page text (the doc is made with `nlp.make_doc(page.text)`).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 import time
 import types
 
-from extractor.lexicon import join_wrapped, load_cues
+from extractor.clinical.lexicon import join_wrapped, load_cues
 
 SPAN_GROUP = "synth"
 _LOCK = threading.Lock()
