@@ -13,9 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from models.document import AllergyKind, Box, DocType, DocumentKind, HistoryKind, TreatmentStatus
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: clinical_status, verification, members, in_stay, stop_reason (keys added only)
 
 BlockStatus = Literal["known", "none_known", "unknown"]
+ClinicalStatus = Literal["active", "resolved"]
+# IPS AllergyIntolerance.verificationStatus: a proposal read from the documents is `unconfirmed`, a
+# reviewer's validation makes it `confirmed`; an allergy ruled out by tests or a tolerated challenge is
+# `refuted` (de-labelled): kept visible, never counted for `allergy_status`.
+Verification = Literal["unconfirmed", "confirmed", "refuted"]
 DocumentOutcome = Literal["ok", "failed", "duplicate"]
 
 
@@ -67,12 +72,16 @@ class HistoryEntry(_Entry):
     code: str | None = None  # CIM-10
     kind: HistoryKind = "medical"
     date: str | None = None  # ISO date, "YYYY-MM" or "YYYY"
+    clinical_status: ClinicalStatus | None = None  # when the documents say so ("guéri", "en rémission")
 
 
 class AllergyEntry(_Entry):
     substance: str
     reaction: str | None = None
     kind: AllergyKind = "allergy"
+    code: str | None = None  # ATC of the allergen when it is a drug or a drug class
+    verification: Verification = "unconfirmed"
+    members: list[str] = Field(default_factory=list)  # a class's members named in brackets
 
 
 class TreatmentEntry(_Entry):
@@ -85,6 +94,11 @@ class TreatmentEntry(_Entry):
     status: TreatmentStatus = "active"
     start: str | None = None
     end: str | None = None
+    stop_reason: str | None = None
+    # Given only during a stay (anaesthesia, per-operative, IV course, in-stay antibiotic, thrombolysis):
+    # never `active`, and not part of the current-treatment view.
+    in_stay: bool = False
+    is_class: bool = False  # a drug class written without a named drug ("sous bêtabloquant"): atc is the class code
 
 
 class DocumentInfo(BaseModel):
