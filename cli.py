@@ -186,12 +186,12 @@ def bench(
     _show(rep, as_json)
 
 
-def _show(report, as_json: bool) -> None:
-    """A report (bench, eval) as JSON on stdout, or as rich tables."""
+def _show(report, as_json: bool, **table_options) -> None:
+    """A report (bench, eval) as JSON on stdout, or as rich tables (`table_options` go to its `to_table`)."""
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        out.print(report.to_table())
+        out.print(report.to_table(**table_options))
 
 
 @app.command()
@@ -222,15 +222,29 @@ def samples_make(
 
 @app.command("eval")
 def evaluate(
-    root: Path = typer.Argument(..., help="A generated corpus (dossier folders and their .gold.json)."),
+    root: Path = typer.Argument(..., help="A generated corpus (dossier folders and their .gold.json), or a folder "
+                                          "of text cases (NAME.txt with NAME.gold.json beside it)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     no_run: bool = typer.Option(False, "--no-run", help="Score the existing synthese.json files without running."),
+    render: str = typer.Option("text", "--render", help="Text cases: each text as a PDF with a text layer "
+                                                        "(text) or as a scanned image PDF read by OCR (scan)."),
+    errors: bool = typer.Option(False, "--errors", help="Text cases: list every false positive and false negative."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Text cases: render and run in this folder and keep "
+                                                             "it (default: a temporary folder, removed)."),
 ) -> None:
-    """Run the pipeline on a generated corpus and score it against the gold files."""
-    from extractor.quality.evaluation_run import evaluate_corpus
+    """Run the pipeline on a generated corpus or on text cases and score it against the gold files."""
+    from extractor.quality.evaluate_cases import is_case_folder
+    from extractor.quality.evaluation_run import evaluate_cases, evaluate_corpus
 
     _setup_logging(False)
     try:
+        if is_case_folder(root):
+            report = evaluate_cases(root, render=render, work=work, run_pipeline=not no_run)
+            _show(report, as_json, errors=errors)
+            return
+        if render != "text" or errors or work is not None:
+            err.print("[red]error:[/red] --render, --errors and --work apply to a folder of text cases only")
+            raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
         report = evaluate_corpus(root, run_pipeline=not no_run)
     except SyntheseError as e:
         raise _fail(e)

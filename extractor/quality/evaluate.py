@@ -51,6 +51,19 @@ What is counted
   did not return counts as fully wrong. Averaged over pages weighted by their gold length.
 - A missing prediction counts every gold entry as FN and every status as wrong.
 - Entries a reviewer rejected (`review.status == "rejected"`) are not predictions and are ignored.
+
+Text cases (the real-text development set, scored by `extractor.quality.evaluate_cases`)
+---------------------------------------------------------------------------------------
+The same matching, with three additions that the format of their gold asks for:
+- Gold names are the label (substance, drug) plus its `variants` and the exact `text` span of the case.
+- A gold `code` is evidence, not a veto: a predicted CIM-10 code in the gold's 3-character category
+  (or one of them) matches; a different code falls back to the names, because a human annotator's
+  category and the lexicon's may differ for one condition (insuffisance rénale N18 / N19).
+  Treatments and allergies: a gold class code (shorter than 7 characters: "C07", "A10B") matches
+  every predicted ATC code inside the class, after an equal full code.
+- Optional gold entries (`optional_history`, treatments with `optional: true`) take part in the
+  matching after the required ones; a prediction matched to one is neutral (neither TP nor FP), an
+  unmatched one is not a FN.
 """
 from __future__ import annotations
 
@@ -70,7 +83,15 @@ from rich.table import Table
 from extractor.config import OUTPUT_NAME
 from extractor.errors import BadArguments
 from models.document import Block, DocumentRecord
-from models.gold import GoldAllergy, GoldDossier, GoldHistory, GoldTreatment
+from models.gold import (
+    CaseAllergy,
+    CaseHistory,
+    CaseTreatment,
+    GoldAllergy,
+    GoldDossier,
+    GoldHistory,
+    GoldTreatment,
+)
 from models.synthesis import AllergyEntry, HistoryEntry, Synthesis, TreatmentEntry
 
 log = logging.getLogger(__name__)
@@ -85,7 +106,7 @@ MODALITIES: tuple[Modality, ...] = ("text", "scanned")
 STATUS_BLOCKS: tuple[Block, ...] = ("history", "allergy", "treatment")
 
 Entry = Union[HistoryEntry, AllergyEntry, TreatmentEntry]
-GoldEntry = Union[GoldHistory, GoldAllergy, GoldTreatment]
+GoldEntry = Union[GoldHistory, GoldAllergy, GoldTreatment, CaseHistory, CaseAllergy, CaseTreatment]
 
 # Link words carry no meaning for matching ("diabète type 2" = "diabète de type 2").
 STOP_WORDS = frozenset("de du des d la le les l a au aux en et".split())
@@ -127,6 +148,25 @@ def cim10_category(code: str | None) -> str | None:
 def _atc(code: str | None) -> str | None:
     compact = re.sub(r"\s", "", code or "").upper()
     return compact or None
+
+
+def _codes(value: str | list[str] | None) -> list[str]:
+    """A gold code field (one code, several, or none) as a list of compact upper-case codes."""
+    values = value if isinstance(value, list) else [value]
+    return [c for c in (_atc(v) for v in values) if c]
+
+
+def atc_match(pred: str | None, gold: Sequence[str]) -> float | None:
+    """100 when the predicted ATC code equals a full gold code, 99 when it lies inside a gold class
+    (a gold code shorter than the 7 characters of a substance: "C07" holds "C07AB07"), else None."""
+    p = _atc(pred)
+    if not p:
+        return None
+    if p in gold:
+        return 100.0
+    if any(len(g) < 7 and p.startswith(g) for g in gold):
+        return 99.0
+    return None
 
 
 _QUANTITY = re.compile(
@@ -210,6 +250,14 @@ def _pred_names(block: Block, entry: Entry) -> list[str]:
 
 
 def _gold_names(block: Block, entry: GoldEntry) -> list[str]:
+    if isinstance(entry, CaseHistory):
+        names = [normalise(x) for x in [entry.label, *entry.variants, entry.text]]
+        return [n for n in names if n]
+    if isinstance(entry, CaseAllergy):
+        return [n for n in (normalise(x) for x in [entry.substance, *entry.variants, entry.text]) if n]
+    if isinstance(entry, CaseTreatment):
+        names = [_normalise_drug(x) for x in [entry.drug, entry.brand, *entry.variants, entry.text]]
+        return [n for n in names if n]
     if isinstance(entry, GoldHistory):
         return [n for n in (normalise(x) for x in [entry.label, *entry.abbreviations]) if n]
     if isinstance(entry, GoldAllergy):
@@ -228,27 +276,39 @@ def _best_names(pred_names: Sequence[str], gold_names: Sequence[str]) -> tuple[f
 
 def score_pair(block: Block, pred: Entry, gold: GoldEntry) -> tuple[float, float, Literal["code", "label"]] | None:
     """How well one prediction matches one gold entry: (score, tie-break, by what), or None when it cannot match."""
-    if isinstance(pred, HistoryEntry) and isinstance(gold, GoldHistory):
+    if isinstance(pred, HistoryEntry) and isinstance(gold, (GoldHistory, CaseHistory)):
         if _history_group(pred.kind) != _history_group(gold.kind):
             return None
-        pc, gc = cim10_category(pred.code), cim10_category(gold.code)
-        if pc and gc:  # both coded: the code decides alone
-            return (100.0, 100.0, "code") if pc == gc else None
-    if isinstance(pred, TreatmentEntry) and isinstance(gold, GoldTreatment):
-        pa, ga = _atc(pred.atc), _atc(gold.atc)
-        if pa and ga and pa == ga:
+        pc = cim10_category(pred.code)
+        if isinstance(gold, GoldHistory):
+            gc = cim10_category(gold.code)
+            if pc and gc:  # both coded, by the same lexicon: the code decides alone
+                return (100.0, 100.0, "code") if pc == gc else None
+        elif pc and pc in {cim10_category(c) for c in _codes(gold.code)}:
             return (100.0, 100.0, "code")
+    if isinstance(pred, TreatmentEntry) and isinstance(gold, (GoldTreatment, CaseTreatment)):
+        by_code = atc_match(pred.atc, _codes(gold.atc))
+        if by_code:
+            return (by_code, by_code, "code")
+    if isinstance(pred, AllergyEntry) and isinstance(gold, CaseAllergy):
+        by_code = atc_match(pred.code, _codes(gold.code))
+        if by_code:
+            return (by_code, by_code, "code")
     score, ratio = _best_names(_pred_names(block, pred), _gold_names(block, gold))
     return (score, ratio, "label") if score >= THRESHOLD else None
 
 
-def match_entries(block: Block, predicted: Sequence[Entry], gold: Sequence[GoldEntry]) -> Matching:
+def match_entries(
+    block: Block, predicted: Sequence[Entry], gold: Sequence[GoldEntry], optional: Sequence[bool] | None = None
+) -> Matching:
     """Match the predicted entries of one block to its gold entries, one-to-one (rule in the module docstring).
 
     `block` is "history", "allergy" or "treatment"; history entries of different kind groups
-    (own vs family) never match. Returns the pairs, the unmatched indices on both sides and the
+    (own vs family) never match. `optional[j]` True marks gold entry j optional: pairs with required
+    entries are taken first. Returns the pairs, the unmatched indices on both sides and the
     duplicates (unmatched predictions that had a candidate taken by another prediction).
     """
+    required = [not (optional and optional[j]) for j in range(len(gold))]
     candidates: list[tuple[tuple, Pair]] = []
     has_candidate: dict[int, set[int]] = {}
     for i, p in enumerate(predicted):
@@ -258,7 +318,7 @@ def match_entries(block: Block, predicted: Sequence[Entry], gold: Sequence[GoldE
                 continue
             score, ratio, by = scored
             has_candidate.setdefault(i, set()).add(j)
-            key = (by == "code", score, ratio, -i, -j)
+            key = (required[j], by == "code", score, ratio, -i, -j)
             candidates.append((key, Pair(pred=i, gold=j, score=score, by=by)))
     candidates.sort(key=lambda c: c[0], reverse=True)
     pairs: list[Pair] = []
