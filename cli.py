@@ -186,12 +186,12 @@ def bench(
     _show(rep, as_json)
 
 
-def _show(report, as_json: bool, **table_options) -> None:
-    """A report (bench, eval) as JSON on stdout, or as rich tables (`table_options` go to its `to_table`)."""
+def _show(report, as_json: bool) -> None:
+    """A report (bench, eval) as JSON on stdout, or as rich tables."""
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        out.print(report.to_table(**table_options))
+        out.print(report.to_table())
 
 
 @app.command()
@@ -228,7 +228,8 @@ def evaluate(
     no_run: bool = typer.Option(False, "--no-run", help="Score the existing synthese.json files without running."),
     render: str = typer.Option("text", "--render", help="Text cases: each text as a PDF with a text layer "
                                                         "(text) or as a scanned image PDF read by OCR (scan)."),
-    errors: bool = typer.Option(False, "--errors", help="Text cases: list every false positive and false negative."),
+    errors: bool = typer.Option(False, "--errors", help="Text cases: list every false positive and false negative "
+                                                        "(always in the JSON)."),
     work: Optional[Path] = typer.Option(None, "--work", help="Text cases: render and run in this folder and keep "
                                                              "it (default: a temporary folder, removed)."),
 ) -> None:
@@ -240,7 +241,9 @@ def evaluate(
     try:
         if is_case_folder(root):
             report = evaluate_cases(root, render=render, work=work, run_pipeline=not no_run)
-            _show(report, as_json, errors=errors)
+            _show(report, as_json)
+            if errors and not as_json:  # plain lines, one error each, never wrapped: made to be grepped
+                print("\n" + report.errors_text())
             return
         if render != "text" or errors or work is not None:
             err.print("[red]error:[/red] --render, --errors and --work apply to a folder of text cases only")

@@ -115,8 +115,8 @@ class CaseReport(BaseModel):
     per_case: dict[str, dict[BlockName, Counts]] = Field(default_factory=dict)
     errors: list[CaseError] = Field(default_factory=list)
 
-    def to_table(self, errors: bool = False) -> Group:
-        """P/R/F1 per block and the other measures; with `errors`, every FP and FN too. Print with rich."""
+    def to_table(self) -> Group:
+        """P/R/F1 per block and the other measures, as rich tables (`errors_text` lists the errors)."""
         prf = Table(title=f"Synthèse eval: {self.cases} text cases, rendered as {self.render}")
         for column in ("block", "TP", "FP", "FN", "neutral", "P", "R", "F1"):
             prf.add_column(column, justify="left" if column == "block" else "right")
@@ -135,24 +135,27 @@ class CaseReport(BaseModel):
         other.add_row("cases without prediction", ", ".join(self.cases_missing) or "0")
         if self.ocr is not None:
             other.add_row("OCR character error rate", f"{_pct(self.ocr.cer)} over {self.ocr.pages} pages")
-        parts: list = [prf, other]
-        if errors:
-            parts.append(self.errors_table())
-        return Group(*parts)
+        return Group(prf, other)
 
-    def errors_table(self) -> Table:
-        """Every false positive and false negative, by block, then kind, then case."""
-        t = Table(title=f"False positives and false negatives ({len(self.errors)})")
-        for column in ("block", "error", "case", "label", "code", "snippet"):
-            t.add_column(column, overflow="fold")
+    def errors_text(self) -> str:
+        """Every false positive and false negative, one per line, by block, then kind, then case:
+        `dev04  FN  syndrome d'Alport [Q87]  « le syndrome d'alport a été confirmé »`."""
         order = {b: i for i, b in enumerate(BLOCKS)}
+        lines = []
+        current = None
         for e in sorted(self.errors, key=lambda e: (order[e.block], e.error, e.case)):
+            if (e.block, e.error) != current:
+                current = (e.block, e.error)
+                n = sum(1 for x in self.errors if (x.block, x.error) == current)
+                kind = "false positives" if e.error == "fp" else "false negatives"
+                lines.append(f"{'' if not lines else chr(10)}{e.block} {kind} ({n}):")
             snippet = " ".join((e.snippet or "").split())
             if len(snippet) > SNIPPET_CHARS:
                 snippet = snippet[: SNIPPET_CHARS - 1] + "…"
-            t.add_row(e.block, "FP (duplicate)" if e.duplicate else e.error.upper(), e.case, e.label,
-                      e.code or "", snippet)
-        return t
+            code = f" [{e.code}]" if e.code else ""
+            duplicate = " (duplicate)" if e.duplicate else ""
+            lines.append(f"  {e.case}  {e.label}{code}{duplicate}" + (f"  « {snippet} »" if snippet else ""))
+        return "\n".join(lines) if lines else "no false positive, no false negative"
 
 
 # --------------------------------------------------------------------------- loading
