@@ -512,6 +512,16 @@ def cer_pages(gold: GoldDossier, records: Sequence[DocumentRecord]) -> OcrScore:
     return score
 
 
+def judge_treatment(pred: TreatmentEntry, gold: GoldTreatment | CaseTreatment, status: Ratio, dose: Ratio) -> None:
+    """Add a matched treatment's status (active / stopped) to `status` and, when the gold gives a dose, its dose
+    (compared as quantities, `normalise_dose`) to `dose`."""
+    status.total += 1
+    status.correct += pred.status == gold.status
+    if gold.dose:
+        dose.total += 1
+        dose.correct += normalise_dose(pred.dose) == normalise_dose(gold.dose)
+
+
 def score_dossier(
     gold: GoldDossier, pred: Synthesis | None, records: Sequence[DocumentRecord] | None = None
 ) -> DossierScore:
@@ -561,12 +571,7 @@ def score_dossier(
         score.duplicates = len(duplicates)
         if block == "treatment":
             for pair in matching.pairs:
-                p, g = predicted[pair.pred], expected[pair.gold]
-                result.treatment_status.total += 1
-                result.treatment_status.correct += p.status == g.status
-                if g.dose:
-                    result.dose.total += 1
-                    result.dose.correct += normalise_dose(p.dose) == normalise_dose(g.dose)
+                judge_treatment(predicted[pair.pred], expected[pair.gold], result.treatment_status, result.dose)
 
     for block in STATUS_BLOCKS:
         field = f"{block}_status"

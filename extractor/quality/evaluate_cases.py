@@ -47,8 +47,8 @@ from extractor.quality.evaluate import (
     _kept,
     _pct,
     _ratio,
+    judge_treatment,
     match_entries,
-    normalise_dose,
 )
 from models.gold import CaseAllergy, CaseGold, CaseHistory, CaseTreatment
 from models.synthesis import AllergyEntry, HistoryEntry, Synthesis, TreatmentEntry
@@ -282,14 +282,9 @@ def score_case(gold: CaseGold, pred: Synthesis | None) -> CaseScore:
             g = expected[j]
             result.errors.append(CaseError(case=gold.case_id, block=name, error="fn", label=_gold_label(g),
                                            code=_gold_code(g), snippet=g.text))
-        if name == "treatments":
+        if name == "treatments":  # optional pairs too: an in-stay drug reported as active is a status error
             for pair in matching.pairs:
-                p, g = predicted[pair.pred], expected[pair.gold]
-                result.treatment_status.total += 1
-                result.treatment_status.correct += p.status == g.status
-                if g.dose:
-                    result.dose.total += 1
-                    result.dose.correct += normalise_dose(p.dose) == normalise_dose(g.dose)
+                judge_treatment(predicted[pair.pred], expected[pair.gold], result.treatment_status, result.dose)
     result.allergy_status_correct = pred is not None and pred.allergy_status == gold.allergy_status
     return result
 
