@@ -47,6 +47,7 @@ def evaluate_corpus(root: Path, run_pipeline: bool = True, settings: Settings | 
 
 
 # A work folder `evaluate_cases` made holds this file: only such a folder is ever emptied for a new run.
+# A hidden name, so the pipeline's discovery of dossiers and documents skips it.
 WORK_MARK = ".synthese-eval-work"
 
 
