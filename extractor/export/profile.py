@@ -96,6 +96,7 @@ class Profiles:
         if T.IPS_PROFILES["Bundle"] not in self.by_url:
             raise CouldNotRun(f"{directory} has no Bundle-uv-ips snapshot: run ./install.sh again")
         self._compiled: dict[str, object] = {}
+        self._per_sd: dict[str, dict] = {}  # per StructureDefinition: elements by id, slice matchers
         import fhirpathpy  # only the export pays for it (~0.3 s with the R4 model)
         from fhirpathpy.models import models
 
@@ -215,7 +216,10 @@ class _Walker:
 
     def __init__(self, profiles: Profiles, sd: dict, resource: dict, label: str, result: CheckResult):
         self.p, self.sd, self.root, self.label, self.result = profiles, sd, resource, label, result
-        self.elements = {e["id"]: e for e in sd["snapshot"]["element"]}
+        cache = profiles._per_sd.setdefault(sd["url"], {"elements": None, "matchers": {}})
+        if cache["elements"] is None:
+            cache["elements"] = {e["id"]: e for e in sd["snapshot"]["element"]}
+        self.elements, self.matchers = cache["elements"], cache["matchers"]
 
     def fail(self, element: str, rule: str, message: str, severity: str = "error") -> None:
         self.result.violations.append(Violation(self.label, element, rule, severity, message))
@@ -235,9 +239,14 @@ class _Walker:
             last = segs[-1]
             name, _, slice_name = last.partition(":")
             parents = nodes[parent_id]
+            if not parents:
+                nodes[eid] = []  # nothing there: no count to check, no node to test
+                continue
             if slice_name:
                 base = nodes.get(".".join(segs[:-1] + [name])) or []
-                matcher = self.slice_matcher(eid, el, name, slice_name)
+                if eid not in self.matchers:
+                    self.matchers[eid] = self.slice_matcher(eid, el, name, slice_name)
+                matcher = self.matchers[eid]
                 if matcher is None:
                     if el.get("min", 0) > 0:
                         self.result.unchecked.append(f"{self.label}: slice {eid} (its discriminator is not supported)")
