@@ -76,6 +76,7 @@ class Profiles:
 
     def __init__(self, directory: Path | None = None):
         directory = directory or package_dir()
+        self.directory = directory
         manifest = directory / "package.json"
         if not manifest.is_file():
             raise CouldNotRun(
@@ -125,38 +126,47 @@ class Profiles:
         result = CheckResult()
         bundle_sd = self.by_url[T.IPS_PROFILES["Bundle"]]
         _Walker(self, bundle_sd, bundle, "Bundle", result).run()
-        profile_of = _entry_profiles(bundle_sd)
-        urls = set()
+        profiles_of = _entry_profiles(bundle_sd)
+        known = set()  # what a reference may name: fullUrl, and Type/id
         for i, entry in enumerate(bundle.get("entry") or []):
             res = entry.get("resource") or {}
-            urls.add(entry.get("fullUrl"))
-            url = profile_of.get(res.get("resourceType"))
+            rtype = res.get("resourceType")
+            known.add(entry.get("fullUrl"))
+            if res.get("id"):
+                known.add(f"{rtype}/{res['id']}")
+            candidates = profiles_of.get(rtype, [])
+            # A type sliced under several profiles (Observation) is checked against the one it claims.
+            claimed = [u for u in candidates if u in (res.get("meta") or {}).get("profile", [])]
+            url = candidates[0] if len(candidates) == 1 else (claimed[0] if claimed else None)
+            if url is None and candidates:
+                result.unchecked.append(f"entry[{i}] {rtype}: claims none of its IPS profiles")
+                continue
             sd = self.by_url.get(url) if url else None
             if url and sd is None:
-                result.unchecked.append(f"{res.get('resourceType')}: profile {url} not in the package")
+                result.unchecked.append(f"entry[{i}] {rtype}: profile {url} not in the package")
             if sd:
-                _Walker(self, sd, res, f"entry[{i}] {res.get('resourceType')}", result).run()
+                _Walker(self, sd, res, f"entry[{i}] {rtype}", result).run()
         for i, entry in enumerate(bundle.get("entry") or []):
             res = entry.get("resource") or {}
             if res.get("resourceType") != "Composition":
                 continue
             for sec in res.get("section") or []:
                 for ref in sec.get("entry") or []:
-                    if ref.get("reference") not in urls:
+                    if ref.get("reference") not in known:
                         result.violations.append(Violation(
                             f"entry[{i}] Composition", "Composition.section.entry", "reference", "error",
                             f"{ref.get('reference')} is not an entry of the Bundle"))
         return result
 
 
-def _entry_profiles(bundle_sd: dict) -> dict[str, str]:
-    """resourceType -> the IPS profile named by the Bundle's entry slice for that type."""
-    out = {}
+def _entry_profiles(bundle_sd: dict) -> dict[str, list[str]]:
+    """resourceType -> the IPS profiles named by the Bundle's entry slices for that type."""
+    out: dict[str, list[str]] = {}
     for el in bundle_sd["snapshot"]["element"]:
         if el["id"].startswith("Bundle.entry:") and el["id"].endswith(".resource"):
             for t in el.get("type") or []:
-                if t.get("profile"):
-                    out.setdefault(t["code"], t["profile"][0])
+                for url in t.get("profile") or []:
+                    out.setdefault(t["code"], []).append(url)
     return out
 
 
