@@ -33,7 +33,7 @@ _NS = uuid.UUID("6f1c52d4-3f2e-4b8e-9f55-5a9e7c0c1e11")  # fixed: the same entry
 _DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 
 SECTION_TITLES = {
-    "problems": "Problèmes actifs",
+    "problems": "Problèmes et antécédents médicaux",
     "allergies": "Allergies et intolérances",
     "medications": "Traitements",
     "past_illness": "Antécédents (résolus, chirurgicaux)",
@@ -123,8 +123,11 @@ class _Builder:
         self.doc_dates = {d.path: d.date for d in s.documents}
 
     def add(self, full_url: str, resource: dict) -> str:
-        resource["id"] = full_url.rsplit(":", 1)[1]
-        self.entries.append({"fullUrl": full_url, "resource": resource})
+        head = {"resourceType": resource.pop("resourceType"), "id": full_url.rsplit(":", 1)[1]}
+        for key in ("meta", "text"):  # FHIR's usual order, for a reader of the JSON
+            if key in resource:
+                head[key] = resource.pop(key)
+        self.entries.append({"fullUrl": full_url, "resource": {**head, **resource}})
         return full_url
 
     # --- context resources -------------------------------------------------------------------
