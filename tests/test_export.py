@@ -324,6 +324,18 @@ def test_rich_dossier_details(profiles):
     assert div.tag == XHTML + "div" and "réfuté" in "".join(div.itertext())
 
 
+def test_free_text_is_escaped_and_control_characters_scrubbed(profiles):
+    s = empty_synthesis("unknown", "H0005")
+    s.allergy_status = "known"
+    s.allergies = [AllergyEntry(id="a-x", substance="<b>produit & co</b>", reaction="œdème",
+                                sources=[_src("cr_hospit.pdf", 1, 3, "allergie\x0cproduit <b>&")])]
+    bundle = build_bundle(s, T.preset("ips"))
+    assert profiles.check_bundle(bundle).ok
+    sec = read_back(bundle)["48765-2"]
+    assert sec["entries"]["a-x"]["sources"][0][4] == "allergie produit <b>&"
+    assert "&lt;b&gt;produit &amp; co&lt;/b&gt;" in sec["text"]
+
+
 # --- negative: the check catches what fhir.resources lets through ----------------------------------------
 
 def _section(bundle: dict, code: str) -> dict:

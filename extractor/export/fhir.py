@@ -30,6 +30,9 @@ from extractor.export import terminology as T
 from models.synthesis import AllergyEntry, HistoryEntry, Source, Synthesis, TreatmentEntry
 
 _NS = uuid.UUID("6f1c52d4-3f2e-4b8e-9f55-5a9e7c0c1e11")  # fixed: the same entry gets the same fullUrl
+# FHIR's string type is `[ \r\n\t\S]+`: other control characters (a form feed OCR leaves in a snippet) are
+# invalid FHIR even though fhir.resources lets them through; stricter readers refuse the whole document.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 
 SECTION_TITLES = {
@@ -469,7 +472,7 @@ def build_bundle(synthesis: Synthesis, preset: T.Preset, only_validated: bool = 
         "section": sections,
     }
     ts = timestamp or datetime.now(timezone.utc)
-    return {
+    return _scrub({
         "resourceType": "Bundle",
         "id": _uid(s.dossier_id, "bundle", s.generated_at.isoformat()).rsplit(":", 1)[1],
         "meta": {"profile": [T.IPS_PROFILES["Bundle"]]},
@@ -479,7 +482,18 @@ def build_bundle(synthesis: Synthesis, preset: T.Preset, only_validated: bool = 
         "type": "document",
         "timestamp": _instant(ts),
         "entry": [{"fullUrl": comp_url, "resource": composition}] + b.entries,
-    }
+    })
+
+
+def _scrub(value):
+    """Control characters (a form feed in an OCR snippet) become spaces: FHIR strings may not hold them."""
+    if isinstance(value, str):
+        return _CONTROL.sub(" ", value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
 
 
 def parse_bundle(data: dict):

@@ -99,10 +99,10 @@ class Profiles:
         self._compiled: dict[str, object] = {}
         self._per_sd: dict[str, dict] = {}  # per StructureDefinition: elements by id, slice matchers
         import fhirpathpy  # only the export pays for it (~0.3 s with the R4 model)
+        from fhirpathpy.engine.nodes import ResourceNode
         from fhirpathpy.models import models
 
-        self._fhirpath, self._model = fhirpathpy, models["r4"]
-        self._node = __import__("fhirpathpy.engine.nodes", fromlist=["ResourceNode"]).ResourceNode.create_node
+        self._fhirpath, self._model, self._node = fhirpathpy, models["r4"], ResourceNode.create_node
         # trace() (in dom-3) would print to stdout: here it only passes its input on.
         # fhirpathpy 2.x lacks hasValue() (bdl-10: timestamp.hasValue()): a single primitive with a value.
         self._options = {"userInvocationTable": {
@@ -185,14 +185,12 @@ def _children(node: dict, name: str) -> list[tuple[str, object]]:
     else:
         keys = [k for k in (name, "_" + name) if k in node]
     out: list[tuple[str, object]] = []
-    seen_plain = set()
     for k in keys:
         plain = k.lstrip("_")
         v = node[k]
         items = v if isinstance(v, list) else [v]
         if k.startswith("_") and plain in node:
             continue  # a value with its extension counts once
-        seen_plain.add(plain)
         out.extend((plain, x) for x in items if x is not None)
     return out
 
