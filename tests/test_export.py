@@ -445,6 +445,8 @@ def test_cli_exports_beside_synthese_json_and_under_out(tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(cli.app, ["export", str(root), "--format", "cda"])
     assert r.exit_code == 2
+    r = runner.invoke(cli.app, ["export", str(tmp_path / "no-such-root")])
+    assert r.exit_code == 2 and "not a folder" in r.output
 
 
 def test_missing_ips_package_exits_3(tmp_path, monkeypatch):

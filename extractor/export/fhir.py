@@ -136,7 +136,7 @@ class _Builder:
     # --- context resources -------------------------------------------------------------------
     def add_patient(self) -> None:
         # synthese.json carries no identity (health data stays pseudonymous): the dossier id is the only
-        # identifier; IPS wants a name and a birth date, so both say "unknown" (data-absent-reason).
+        # identifier; IPS wants a name and a birth date, so both carry the data-absent-reason `masked`.
         self.add(self.patient, {
             "resourceType": "Patient",
             "meta": {"profile": [T.IPS_PROFILES["Patient"]]},
