@@ -26,6 +26,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Iterable
 
+from extractor.errors import CouldNotRun
 from extractor.export import terminology as T
 from models.synthesis import AllergyEntry, HistoryEntry, Source, Synthesis, TreatmentEntry
 
@@ -497,7 +498,11 @@ def _scrub(value):
 
 
 def parse_bundle(data: dict):
-    """The bundle through the fhir.resources R4B models (pydantic): raises ValueError when it is not FHIR R4B."""
-    from fhir.resources.R4B.bundle import Bundle  # ~0.7 s to import: only the export pays for it
+    """The bundle through the fhir.resources R4B models (pydantic): raises ValueError when it is not FHIR R4B,
+    CouldNotRun when fhir.resources is not installed."""
+    try:  # ~0.7 s to import: only the export pays for it
+        from fhir.resources.R4B.bundle import Bundle
+    except ImportError as e:
+        raise CouldNotRun(f"fhir.resources is not installed ({e}): run ./install.sh") from e
 
     return Bundle.model_validate(data)

@@ -98,9 +98,12 @@ class Profiles:
             raise CouldNotRun(f"{directory} has no Bundle-uv-ips snapshot: run ./install.sh again")
         self._compiled: dict[str, object] = {}
         self._per_sd: dict[str, dict] = {}  # per StructureDefinition: elements by id, slice matchers
-        import fhirpathpy  # only the export pays for it (~0.3 s with the R4 model)
-        from fhirpathpy.engine.nodes import ResourceNode
-        from fhirpathpy.models import models
+        try:  # only the export pays for it (~0.3 s with the R4 model)
+            import fhirpathpy
+            from fhirpathpy.engine.nodes import ResourceNode
+            from fhirpathpy.models import models
+        except ImportError as e:
+            raise CouldNotRun(f"fhirpathpy is not installed ({e}): run ./install.sh") from e
 
         self._fhirpath, self._model, self._node = fhirpathpy, models["r4"], ResourceNode.create_node
         # trace() (in dom-3) would print to stdout: here it only passes its input on.
