@@ -100,6 +100,11 @@ def _instant(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _identifier(entry) -> list[dict]:
+    """The entry's stable id from synthese.json, so a reader can match the two files."""
+    return [{"system": T.ENTRY_SYSTEM, "value": entry.id}] if entry.id else []
+
+
 def _div(body: str) -> str:
     return f'<div xmlns="{T.XHTML_NS}">{body}</div>'
 
@@ -131,6 +136,7 @@ class _Builder:
         for key in ("meta", "text"):  # FHIR's usual order, for a reader of the JSON
             if key in resource:
                 head[key] = resource.pop(key)
+        resource = {k: v for k, v in resource.items() if v != []}  # an entry without id has no identifier
         self.entries.append({"fullUrl": full_url, "resource": {**head, **resource}})
         return full_url
 
@@ -260,7 +266,7 @@ class _Builder:
             "resourceType": "Condition",
             "meta": {"profile": [T.IPS_PROFILES["Condition"]]},
             "text": _text(f"<p>{_e(h.label)}</p>"),
-            "identifier": [{"system": T.ENTRY_SYSTEM, "value": h.id}],
+            "identifier": _identifier(h),
             "verificationStatus": _concept(T.CONDITION_VERIFICATION, ver, ver.capitalize()),
             "code": code,
             "subject": {"reference": self.patient},
@@ -284,7 +290,7 @@ class _Builder:
         res = {
             "resourceType": "FamilyMemberHistory",
             "text": _text(f"<p>Antécédent familial : {_e(h.label)}</p>"),
-            "identifier": [{"system": T.ENTRY_SYSTEM, "value": h.id}],
+            "identifier": _identifier(h),
             "status": "completed",
             "patient": {"reference": self.patient},
             "relationship": _concept(T.ROLE_CODE, *T.FAMILY_MEMBER),
@@ -307,7 +313,7 @@ class _Builder:
             "resourceType": "AllergyIntolerance",
             "meta": {"profile": [T.IPS_PROFILES["AllergyIntolerance"]]},
             "text": _text(f"<p>{_e(a.substance)}{' : ' + _e(a.reaction) if a.reaction else ''}</p>"),
-            "identifier": [{"system": T.ENTRY_SYSTEM, "value": a.id}],
+            "identifier": _identifier(a),
             "clinicalStatus": _concept(T.ALLERGY_CLINICAL, clinical, clinical.capitalize()),
             "verificationStatus": _concept(T.ALLERGY_VERIFICATION, ver, ver.capitalize()),
             "type": a.kind,
@@ -338,7 +344,7 @@ class _Builder:
         res = {
             "resourceType": "MedicationStatement",
             "meta": {"profile": [T.IPS_PROFILES["MedicationStatement"]]},
-            "identifier": [{"system": T.ENTRY_SYSTEM, "value": t.id}],
+            "identifier": _identifier(t),
             "status": status,
             "medicationCodeableConcept": med,
             "subject": {"reference": self.patient},
