@@ -270,5 +270,43 @@ def ledger_rebuild(
     out.print(f"ledger rebuilt from {n} synthese.json files")
 
 
+@app.command("export")
+def export(
+    root: Path = typer.Argument(..., help="Folder of dossier folders (or one dossier) holding synthese.json files."),
+    fmt: str = typer.Option("fhir", "--format", help="Output format: fhir (HL7 FHIR R4 IPS document Bundle)."),
+    preset: str = typer.Option("ips", "--preset", help="Terminology preset: ips (international) or fr (ANS FR-IPS / FR Core URIs)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write under this folder (at each dossier's path relative to ROOT) instead of beside synthese.json."),
+    only_validated: bool = typer.Option(False, "--only-validated", help="Export only the entries a reviewer validated or edited."),
+    check: bool = typer.Option(False, "--check", help="Build and check against the IPS profiles, list every violation, write nothing."),
+) -> None:
+    """Export each synthese.json as an HL7 FHIR IPS document (synthese.fhir.json), checked offline against IPS 2.0.0."""
+    from extractor.export.run import export_tree
+
+    if fmt != "fhir":
+        err.print("[red]error:[/red] --format must be fhir")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    try:
+        rep = export_tree(root, preset, out_dir, only_validated, check_only=check)
+    except SyntheseError as e:
+        raise _fail(e)
+    t = Table(title=f"Export FHIR IPS ({preset})")
+    for col in ("dossier", "resources", "invariants", "result"):
+        t.add_column(col)
+    for d in rep.dossiers:
+        n = sum(d.counts.values())
+        result = (f"[red]{d.warning}[/red] {d.message}" if d.warning
+                  else str(d.written) if d.written else "checked: ok")
+        t.add_row(d.dossier, str(n) if n else "", str(d.check.invariants_evaluated) if d.check else "", result)
+        if d.check and (check or d.warning):
+            for v in d.check.violations:
+                err.print(f"{d.dossier}: {v}")
+            for u in d.check.unchecked:
+                err.print(f"{d.dossier}: unchecked {u}")
+    out.print(t)
+    if not rep.dossiers:
+        err.print(f"no synthese.json under {root}: run `synthese run {root}` first")
+    raise typer.Exit(int(rep.exit_code))
+
+
 if __name__ == "__main__":
     app()
