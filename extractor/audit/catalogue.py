@@ -43,7 +43,7 @@ class Check:
         return SEVERITY_WEIGHTS[self.severity]
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"weight": self.weight}
+        return asdict(self) | {"weight": self.weight, "threshold": float(self.threshold)}
 
 
 def load_checks(path: Path = CATALOGUE) -> list[Check]:

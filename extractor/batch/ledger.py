@@ -167,8 +167,10 @@ def _literal(v) -> str:
         return "NULL"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (int, float)):
+    if isinstance(v, int):
         return repr(v)
+    if isinstance(v, float):
+        return f"CAST({v!r} AS DOUBLE)"  # a bare 0.05 would be a DECIMAL
     return "'" + str(v).replace("'", "''") + "'"
 
 
