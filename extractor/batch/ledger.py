@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from extractor.errors import CouldNotRun
+from extractor.errors import BadArguments, CouldNotRun
 from models.document import DocumentRecord
 from models.report import RunReport
 from models.synthesis import Synthesis
@@ -191,15 +191,20 @@ def _catalogue() -> list[dict]:
 class Ledger:
     """An open ledger. Use as a context manager; one writer process at a time (the batch lock ensures it)."""
 
-    def __init__(self, path: Path, read_only: bool = False, checks: list[dict] | None = None):
-        """Open (or create) the ledger; `checks`: the audit catalogue rows (default rules/checks.toml)."""
+    def __init__(self, path: Path, read_only: bool = False, checks: list[dict] | None = None, sandbox: bool = False):
+        """Open (or create) the ledger; `checks`: the audit catalogue rows (default rules/checks.toml).
+
+        `sandbox` (read-only only): the connection cannot touch files or the network at all (no COPY TO,
+        no read_csv of other files, no extension download) and cannot change that: for `synthese sql`.
+        """
         self.path = path
         self.read_only = read_only
         if read_only and not path.is_file():
             raise CouldNotRun(f"no ledger at {path}: run `synthese run ROOT` first, or pass --ledger PATH")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(path), read_only=read_only)
+            config = {"enable_external_access": False, "lock_configuration": True} if sandbox and read_only else {}
+            self.con = duckdb.connect(str(path), read_only=read_only, config=config)
             if not read_only:
                 for stmt in SCHEMA:
                     self.con.execute(stmt)
@@ -263,6 +268,13 @@ class Ledger:
         """(column names, rows) of a query."""
         cur = self.con.execute(sql, params or [])
         return [d[0] for d in cur.description], cur.fetchall()
+
+    def run_sql(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """An auditor's query: (columns, rows). Raises BadArguments with duckdb's message when it fails."""
+        try:
+            return self.query_columns(sql)
+        except duckdb.Error as e:
+            raise BadArguments(f"the query failed: {str(e).splitlines()[0]}") from e
 
     def copy_rows(self, columns: list[str], rows: list[tuple], path: Path, fmt: str) -> None:
         """Write rows to `path` as `csv` (with a header) or `parquet`, through duckdb's COPY."""
