@@ -65,22 +65,23 @@ def _runs(ledger: Ledger) -> list[dict]:
     return [dict(zip(cols, r)) for r in rows]
 
 
-def _trend(ledger: Ledger, view: str, key: str, failing: str, prev_start, cur_start) -> dict[str, dict]:
-    """Per `key` (check_id, or a flag name): dossiers failing newly, resolved and persisting between two runs."""
-    if view == "check_results":
-        cols = "dossier_id, check_id AS k, status = 'failed' AS bad"
-        group = "k"
-    else:
-        cols = f"dossier_id, '{key}' AS k, {failing} AS bad"
-        group = "k"
+def _trend(ledger: Ledger, prev: str, cur: str, key: str, failing: str) -> dict[str, dict]:
+    """Per `key` (check_id, or a flag name): dossiers failing newly, resolved and persisting between two
+    states (tables of one row per dossier, or per dossier and check)."""
+    join = "dossier_id, check_id" if key == "check_id" else "dossier_id"
     rows = ledger.query(
-        f"WITH prev AS ({_as_of(view, cols)}), cur AS ({_as_of(view, cols)}) "
-        f"SELECT k, count(*) FILTER (WHERE coalesce(cur.bad, false) AND NOT coalesce(prev.bad, false)), "
-        f"count(*) FILTER (WHERE coalesce(prev.bad, false) AND NOT coalesce(cur.bad, false)), "
-        f"count(*) FILTER (WHERE coalesce(prev.bad, false) AND coalesce(cur.bad, false)) "
-        f"FROM cur FULL JOIN prev USING (dossier_id, k) GROUP BY {group}",
-        [prev_start, cur_start])
+        f"SELECT {'coalesce(cur.check_id, prev.check_id)' if key == 'check_id' else repr(key)} AS k, "
+        f"count(*) FILTER (WHERE coalesce(cur.{failing}, false) AND NOT coalesce(prev.{failing}, false)), "
+        f"count(*) FILTER (WHERE coalesce(prev.{failing}, false) AND NOT coalesce(cur.{failing}, false)), "
+        f"count(*) FILTER (WHERE coalesce(prev.{failing}, false) AND coalesce(cur.{failing}, false)) "
+        f"FROM {cur} cur FULL JOIN {prev} prev USING ({join}) GROUP BY k")
     return {r[0]: {"new": r[1], "resolved": r[2], "persisting": r[3]} for r in rows}
+
+
+def _materialise(ledger: Ledger, name: str, sql: str, params: list) -> str:
+    # The views are recomputed by every query that reads them: each state is computed once.
+    ledger.query(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
+    return name
 
 
 def build_audit(ledger: Ledger) -> dict:
@@ -91,12 +92,19 @@ def build_audit(ledger: Ledger) -> dict:
         raise CouldNotRun(f"the ledger {ledger.path} holds no run yet: run `synthese run ROOT` first")
     latest, previous = runs[-1], (runs[-2] if len(runs) > 1 else None)
     cur_start = latest["started_at"]
+    results = _materialise(ledger, "_audit_results", _as_of("check_results", "*, status = 'failed' AS bad"), [cur_start])
+    flags_t = _materialise(ledger, "_audit_flags", _as_of("dossier_flags", "*"), [cur_start])
+    facts = _materialise(ledger, "_audit_facts", _as_of("audit_facts", "*"), [cur_start])
+    if previous:
+        prev_results = _materialise(ledger, "_audit_prev_results",
+                                    _as_of("check_results", "*, status = 'failed' AS bad"), [previous["started_at"]])
+        prev_flags = _materialise(ledger, "_audit_prev_flags", _as_of("dossier_flags", "*"), [previous["started_at"]])
     checks_cols, check_rows = ledger.query_columns("SELECT * FROM checks ORDER BY position")
     catalogue = [dict(zip(checks_cols, r)) for r in check_rows]
     counts = {r[0]: (r[1], r[2]) for r in ledger.query(
         f"SELECT check_id, count(*) FILTER (WHERE status <> 'not_applicable'), count(*) FILTER (WHERE status = 'failed') "
-        f"FROM ({_as_of('check_results', '*')}) GROUP BY check_id", [cur_start])}
-    trend = (_trend(ledger, "check_results", "", "", previous["started_at"], cur_start) if previous else {})
+        f"FROM {results} GROUP BY check_id")}
+    trend = _trend(ledger, prev_results, results, "check_id", "bad") if previous else {}
     checks = []
     for c in catalogue:
         applicable, failed = counts.get(c["check_id"], (0, 0))
@@ -113,16 +121,14 @@ def build_audit(ledger: Ledger) -> dict:
             "sql": {"applies": c["applies_sql"], "fails": c["fails_sql"], "reason": c["reason_sql"]},
         })
 
-    flags_sql = _as_of("dossier_flags", "*")
     n, empty, disorganised = ledger.query(
-        f"SELECT count(*), count(*) FILTER (WHERE empty), count(*) FILTER (WHERE disorganised) FROM ({flags_sql})",
-        [cur_start])[0]
+        f"SELECT count(*), count(*) FILTER (WHERE empty), count(*) FILTER (WHERE disorganised) FROM {flags_t}")[0]
     flags = {"empty": _rate(empty, n), "disorganised": _rate(disorganised, n)}
     for name in flags:
-        flags[name]["trend"] = (_trend(ledger, "dossier_flags", name, name, previous["started_at"], cur_start)
+        flags[name]["trend"] = (_trend(ledger, prev_flags, flags_t, name, name)
                                 .get(name, {"new": 0, "resolved": 0, "persisting": 0}) if previous else None)
 
-    scores = [r[0] for r in ledger.query(f"SELECT score FROM ({flags_sql}) ORDER BY score", [cur_start])]
+    scores = [r[0] for r in ledger.query(f"SELECT score FROM {flags_t} ORDER BY score")]
     histogram = [{"bucket": f"{lo}-{lo + 9}" if lo < 100 else "100",
                   "dossiers": sum(1 for s in scores if (lo <= s < lo + 10 if lo < 100 else s == 100))}
                  for lo in range(0, 101, 10)]
@@ -130,46 +136,41 @@ def build_audit(ledger: Ledger) -> dict:
              "median": _median(scores), "min": min(scores, default=None), "max": max(scores, default=None),
              "histogram": histogram}
 
-    facts = _as_of("audit_facts", "*")
     blocks = []
     for block in BLOCKS:
         row = ledger.query(
             f"SELECT count(*) FILTER (WHERE {block}_status = 'known'), count(*) FILTER (WHERE {block}_status = 'none_known'), "
-            f"count(*) FILTER (WHERE {block}_status = 'unknown') FROM ({facts})", [cur_start])[0]
+            f"count(*) FILTER (WHERE {block}_status = 'unknown') FROM {facts}")[0]
         blocks.append({"block": block, **{s: _rate(k, n) for s, k in zip(("known", "none_known", "unknown"), row)}})
 
     by_ocr = ledger.query(
-        f"""WITH f AS ({facts}), g AS ({flags_sql})
-        SELECT CASE WHEN f.documents = 0 THEN 'no document' WHEN f.documents_ocr = 0 THEN '0%'
+        f"""SELECT CASE WHEN f.documents = 0 THEN 'no document' WHEN f.documents_ocr = 0 THEN '0%'
                     WHEN 2 * f.documents_ocr < f.documents THEN '1-49%'
                     WHEN f.documents_ocr < f.documents THEN '50-99%' ELSE '100%' END AS bucket,
             count(*), count(*) FILTER (WHERE g.empty), count(*) FILTER (WHERE g.disorganised), avg(g.score)
-        FROM f JOIN g USING (dossier_id) GROUP BY bucket""", [cur_start, cur_start])
+        FROM {facts} f JOIN {flags_t} g USING (dossier_id) GROUP BY bucket""")
     got = {r[0]: r for r in by_ocr}
     by_ocr_share = [{"ocr_share": b, "dossiers": got[b][1] if b in got else 0,
                      "empty": got[b][2] if b in got else 0, "disorganised": got[b][3] if b in got else 0,
                      "mean_score": got[b][4] if b in got else None} for b in OCR_BUCKETS]
 
-    docs = (f"SELECT x.* FROM documents x JOIN ({_as_of('audit_facts', 'run_id, dossier_id')}) l "
-            f"ON x.run_id = l.run_id AND x.dossier_id = l.dossier_id")
+    docs = (f"SELECT x.* FROM documents x JOIN {facts} l ON x.run_id = l.run_id AND x.dossier_id = l.dossier_id")
     by_doc_type = [
         {"doc_type": r[0], "documents": r[1], "dossiers": r[2], "undated": r[3], "ocr": r[4]}
         for r in ledger.query(
             f"SELECT CASE WHEN outcome = 'ok' THEN doc_type ELSE '(' || outcome || ')' END AS t, count(*), "
             f"count(DISTINCT dossier_id), count(*) FILTER (WHERE outcome = 'ok' AND doc_date IS NULL), "
-            f"count(*) FILTER (WHERE outcome = 'ok' AND ocr_pages > 0) FROM ({docs}) GROUP BY t ORDER BY 2 DESC, 1",
-            [cur_start])]
+            f"count(*) FILTER (WHERE outcome = 'ok' AND ocr_pages > 0) FROM ({docs}) GROUP BY t ORDER BY 2 DESC, 1")]
     failure_reasons = [
         {"outcome": r[0], "reason": r[1], "documents": r[2], "dossiers": r[3]}
         for r in ledger.query(
             f"SELECT outcome, coalesce(error, '?'), count(*), count(DISTINCT dossier_id) FROM ({docs}) "
-            f"WHERE outcome IN ('failed', 'skipped') GROUP BY ALL ORDER BY 3 DESC, 1, 2", [cur_start])]
+            f"WHERE outcome IN ('failed', 'skipped') GROUP BY ALL ORDER BY 3 DESC, 1, 2")]
 
+    per_run = _per_run(ledger)  # each run's headline figures as of that run
     history = []
     for run in runs:
-        m, e, d, s = ledger.query(
-            f"SELECT count(*), count(*) FILTER (WHERE empty), count(*) FILTER (WHERE disorganised), avg(score) "
-            f"FROM ({flags_sql})", [run["started_at"]])[0]
+        m, e, d, s = per_run.get(run["run_id"], (0, 0, 0, None))
         history.append({"run_id": run["run_id"], "started_at": _iso(run["started_at"]), "dossiers": m,
                         "empty": e, "disorganised": d, "mean_score": s,
                         "dossiers_processed": run["dossiers_processed"], "dossiers_skipped": run["dossiers_skipped"]})
@@ -189,6 +190,17 @@ def build_audit(ledger: Ledger) -> dict:
         "failure_reasons": failure_reasons,
         "runs": history,
     }
+
+
+def _per_run(ledger: Ledger) -> dict[str, tuple]:
+    """{run_id: (dossiers, empty, disorganised, mean score)} as of each run, in one query."""
+    rows = ledger.query(
+        "WITH f AS (SELECT dossier_id, run_started_at, empty, disorganised, score FROM dossier_flags), "
+        "s AS (SELECT r.run_id, f.* FROM runs r JOIN f ON f.run_started_at <= r.started_at "
+        "      QUALIFY row_number() OVER (PARTITION BY r.run_id, f.dossier_id ORDER BY f.run_started_at DESC) = 1) "
+        "SELECT run_id, count(*), count(*) FILTER (WHERE empty), count(*) FILTER (WHERE disorganised), avg(score) "
+        "FROM s GROUP BY run_id")
+    return {r[0]: r[1:] for r in rows}
 
 
 def _median(xs: list[int]) -> float | None:

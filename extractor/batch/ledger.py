@@ -174,12 +174,20 @@ def _literal(v) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def _check_result_sql(c: dict) -> str:
+def _check_result_struct(c: dict) -> str:
     applies = f"coalesce(({c['applies']}), false)"
     fails = f"coalesce(({c['fails']}), false)"
-    return (f"SELECT run_id, run_started_at, dossier_id, is_latest, {_literal(c['id'])} AS check_id, "
-            f"CASE WHEN NOT {applies} THEN 'not_applicable' WHEN {fails} THEN 'failed' ELSE 'passed' END AS status, "
-            f"CASE WHEN {applies} AND {fails} THEN CAST(({c['reason']}) AS VARCHAR) END AS reason FROM audit_facts")
+    return (f"{{'check_id': {_literal(c['id'])}, "
+            f"'status': CASE WHEN NOT {applies} THEN 'not_applicable' WHEN {fails} THEN 'failed' ELSE 'passed' END, "
+            f"'reason': CASE WHEN {applies} AND {fails} THEN CAST(({c['reason']}) AS VARCHAR) END}}")
+
+
+def _check_results_sql(checks: list[dict]) -> str:
+    # One scan of audit_facts with a list of one struct per check, unnested: a UNION ALL of one
+    # SELECT per check would make duckdb plan audit_facts once per check (seconds per query).
+    structs = ", ".join(_check_result_struct(c) for c in checks)
+    return (f"SELECT run_id, run_started_at, dossier_id, is_latest, r.check_id, r.status, r.reason "
+            f"FROM (SELECT run_id, run_started_at, dossier_id, is_latest, unnest([{structs}]) AS r FROM audit_facts)")
 
 
 def _catalogue() -> list[dict]:
@@ -236,11 +244,17 @@ class Ledger:
         temp = "TEMP" if self.read_only else ""
         self.con.execute(AUDIT_FACTS.format(temp=temp))
         errors = {}
-        for c in checks:
+
+        def compiles(batch: list[dict]) -> str | None:
             try:
-                self.con.execute(_check_result_sql(c) + " LIMIT 0")
+                self.con.execute("PREPARE _check AS " + _check_results_sql(batch))  # compiles, runs nothing
+                self.con.execute("DEALLOCATE _check")
             except duckdb.Error as e:
-                errors[c["id"]] = str(e).splitlines()[0]
+                return str(e).splitlines()[0]
+            return None
+
+        if compiles(checks) is not None:  # then find which ones
+            errors = {c["id"]: e for c in checks if (e := compiles([c])) is not None}
         rows = [[n, c["id"], c["category"], c["severity"], c["weight"], c["threshold"], c["flag"], c["label_fr"],
                  c["label_en"], c["definition_fr"], c["definition_en"], c["applies"], c["fails"], c["reason"],
                  c.get("notes", ""), errors.get(c["id"])] for n, c in enumerate(checks, 1)]
@@ -248,7 +262,7 @@ class Ledger:
         self.con.execute(f"CREATE OR REPLACE {temp} VIEW checks AS SELECT * FROM (VALUES {values}) "
                          f"AS t({', '.join(CHECK_COLUMNS)})")
         working = [c for c in checks if c["id"] not in errors]
-        results = " UNION ALL ".join(_check_result_sql(c) for c in working) or (
+        results = (_check_results_sql(working) if working else
             "SELECT NULL::VARCHAR AS run_id, NULL::TIMESTAMPTZ AS run_started_at, NULL::VARCHAR AS dossier_id, "
             "NULL::BOOLEAN AS is_latest, NULL::VARCHAR AS check_id, NULL::VARCHAR AS status, "
             "NULL::VARCHAR AS reason WHERE false")
