@@ -33,6 +33,7 @@ Views
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -190,10 +191,17 @@ def _check_results_sql(checks: list[dict]) -> str:
             f"FROM (SELECT run_id, run_started_at, dossier_id, is_latest, unnest([{structs}]) AS r FROM audit_facts)")
 
 
-def _catalogue() -> list[dict]:
-    from extractor.audit.catalogue import load_checks  # rules/checks.toml: plain data, no heavy import
+def _catalogue(strict: bool) -> list[dict]:
+    """The rows of rules/checks.toml. A run (not `strict`) never stops for a bad catalogue: the audit does."""
+    from extractor.audit.catalogue import load_checks  # plain data, no heavy import
 
-    return [c.as_dict() for c in load_checks()]
+    try:
+        return [c.as_dict() for c in load_checks()]
+    except BadArguments as e:
+        if strict:
+            raise
+        logging.getLogger("synthese").warning("audit views not updated: %s", e)
+        return []
 
 
 class Ledger:
@@ -216,7 +224,7 @@ class Ledger:
             if not read_only:
                 for stmt in SCHEMA:
                     self.con.execute(stmt)
-            self.audit_errors = self.install_audit_views(checks if checks is not None else _catalogue())
+            self.audit_errors = self.install_audit_views(checks if checks is not None else _catalogue(read_only))
         except duckdb.Error as e:
             if read_only:
                 raise CouldNotRun(
@@ -241,6 +249,8 @@ class Ledger:
         On a read-only ledger they are temporary views (for this connection only), so an older ledger
         is audited with the current catalogue.
         """
+        if not checks:  # no usable catalogue: the views stay as they were
+            return {}
         temp = "TEMP" if self.read_only else ""
         self.con.execute(AUDIT_FACTS.format(temp=temp))
         errors = {}
