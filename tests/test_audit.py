@@ -327,3 +327,17 @@ def test_html_report_renders_offline_and_shows_the_json_figures(runs, tmp_path):
             assert shown == str(want), key
         elif key.rsplit(".", 1)[-1] in ("rate", "ci_low", "ci_high", "threshold") and want is not None:
             assert shown == f"{100 * want:.1f} %", key
+
+
+def test_a_ledger_from_before_the_audit_gets_a_clear_message(tmp_path):
+    from extractor.batch.ledger import SCHEMA
+
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    for stmt in SCHEMA[:7]:  # the tables as they were before the audit's columns
+        con.execute(stmt)
+    con.close()
+    res = _cli("audit", "--ledger", str(old))
+    assert res.exit_code == 3 and "predates the quality audit" in res.stderr
+    assert _cli("audit", "--ledger", str(tmp_path / "missing.duckdb")).exit_code == 3
+    assert _cli("audit").exit_code == 2  # neither ROOT nor --ledger

@@ -11,7 +11,7 @@ import math
 import random
 from datetime import datetime, timezone
 
-from extractor.batch.ledger import Ledger
+from extractor.batch.ledger import Ledger, dossier_flags_sql
 from extractor.errors import BadArguments, CouldNotRun
 
 Z95 = 1.959963984540054
@@ -40,13 +40,6 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
 def _rate(k: int, n: int) -> dict:
     lo, hi = wilson(k, n)
     return {"count": k, "of": n, "rate": (k / n) if n else None, "ci_low": lo, "ci_high": hi}
-
-
-def _as_of(view: str, columns: str) -> str:
-    # Each dossier's latest row of `view` from runs started at or before the parameter.
-    return (f"SELECT {columns} FROM {view} WHERE run_started_at <= ? "
-            f"QUALIFY row_number() OVER (PARTITION BY dossier_id{', check_id' if view == 'check_results' else ''} "
-            f"ORDER BY run_started_at DESC) = 1")
 
 
 def check_status(error: str | None, applicable: int, failed: int, threshold: float) -> str:
@@ -92,13 +85,21 @@ def build_audit(ledger: Ledger) -> dict:
         raise CouldNotRun(f"the ledger {ledger.path} holds no run yet: run `synthese run ROOT` first")
     latest, previous = runs[-1], (runs[-2] if len(runs) > 1 else None)
     cur_start = latest["started_at"]
-    results = _materialise(ledger, "_audit_results", _as_of("check_results", "*, status = 'failed' AS bad"), [cur_start])
-    flags_t = _materialise(ledger, "_audit_flags", _as_of("dossier_flags", "*"), [cur_start])
-    facts = _materialise(ledger, "_audit_facts", _as_of("audit_facts", "*"), [cur_start])
+    # Each view is recomputed by every query that reads it: compute check_results once, derive the rest.
+    all_results = _materialise(ledger, "_audit_all_results", "SELECT *, status = 'failed' AS bad FROM check_results", [])
+    all_flags = _materialise(ledger, "_audit_all_flags", dossier_flags_sql(all_results), [])
+    # The latest run is the latest of all: its state is each dossier's latest row (is_latest).
+    results = _materialise(ledger, "_audit_results", f"SELECT * FROM {all_results} WHERE is_latest", [])
+    flags_t = _materialise(ledger, "_audit_flags", f"SELECT * FROM {all_flags} WHERE is_latest", [])
+    facts = _materialise(ledger, "_audit_facts", "SELECT * FROM audit_facts WHERE is_latest", [])
     if previous:
-        prev_results = _materialise(ledger, "_audit_prev_results",
-                                    _as_of("check_results", "*, status = 'failed' AS bad"), [previous["started_at"]])
-        prev_flags = _materialise(ledger, "_audit_prev_flags", _as_of("dossier_flags", "*"), [previous["started_at"]])
+        prev_results = _materialise(
+            ledger, "_audit_prev_results", f"SELECT dossier_id, check_id, arg_max(bad, run_started_at) AS bad "
+            f"FROM {all_results} WHERE run_started_at <= ? GROUP BY dossier_id, check_id", [previous["started_at"]])
+        prev_flags = _materialise(
+            ledger, "_audit_prev_flags", f"SELECT dossier_id, arg_max(empty, run_started_at) AS empty, "
+            f"arg_max(disorganised, run_started_at) AS disorganised FROM {all_flags} WHERE run_started_at <= ? "
+            f"GROUP BY dossier_id", [previous["started_at"]])
     checks_cols, check_rows = ledger.query_columns("SELECT * FROM checks ORDER BY position")
     catalogue = [dict(zip(checks_cols, r)) for r in check_rows]
     counts = {r[0]: (r[1], r[2]) for r in ledger.query(
@@ -167,7 +168,7 @@ def build_audit(ledger: Ledger) -> dict:
             f"SELECT outcome, coalesce(error, '?'), count(*), count(DISTINCT dossier_id) FROM ({docs}) "
             f"WHERE outcome IN ('failed', 'skipped') GROUP BY ALL ORDER BY 3 DESC, 1, 2")]
 
-    per_run = _per_run(ledger)  # each run's headline figures as of that run
+    per_run = _per_run(ledger, all_flags)  # each run's headline figures as of that run
     history = []
     for run in runs:
         m, e, d, s = per_run.get(run["run_id"], (0, 0, 0, None))
@@ -192,15 +193,23 @@ def build_audit(ledger: Ledger) -> dict:
     }
 
 
-def _per_run(ledger: Ledger) -> dict[str, tuple]:
-    """{run_id: (dossiers, empty, disorganised, mean score)} as of each run, in one query."""
+def _per_run(ledger: Ledger, flags: str) -> dict[str, tuple]:
+    """{run_id: (dossiers, empty, disorganised, mean score)} as of each run.
+
+    Cumulative sums of each dossier's changes from one of its rows to the next: one pass over the
+    flags, however many runs (a run x dossier join would be runs times dossiers rows)."""
     rows = ledger.query(
-        "WITH f AS (SELECT dossier_id, run_started_at, empty, disorganised, score FROM dossier_flags), "
-        "s AS (SELECT r.run_id, f.* FROM runs r JOIN f ON f.run_started_at <= r.started_at "
-        "      QUALIFY row_number() OVER (PARTITION BY r.run_id, f.dossier_id ORDER BY f.run_started_at DESC) = 1) "
-        "SELECT run_id, count(*), count(*) FILTER (WHERE empty), count(*) FILTER (WHERE disorganised), avg(score) "
-        "FROM s GROUP BY run_id")
-    return {r[0]: r[1:] for r in rows}
+        f"""WITH f AS (
+            SELECT run_started_at, empty::INT AS e, disorganised::INT AS d, score,
+                lag(empty::INT, 1, 0) OVER w AS pe, lag(disorganised::INT, 1, 0) OVER w AS pd,
+                lag(score, 1, 0) OVER w AS ps, (row_number() OVER w = 1)::INT AS first
+            FROM {flags} WINDOW w AS (PARTITION BY dossier_id ORDER BY run_started_at)),
+        d AS (SELECT run_started_at, sum(first) AS n, sum(e - pe) AS de, sum(d - pd) AS dd, sum(score - ps) AS ds
+              FROM f GROUP BY run_started_at)
+        SELECT r.run_id, coalesce(sum(d.n) OVER o, 0), coalesce(sum(d.de) OVER o, 0), coalesce(sum(d.dd) OVER o, 0),
+            sum(d.ds) OVER o / nullif(sum(d.n) OVER o, 0)
+        FROM runs r LEFT JOIN d ON d.run_started_at = r.started_at WINDOW o AS (ORDER BY r.started_at)""")
+    return {r[0]: (int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows}
 
 
 def _median(xs: list[int]) -> float | None:

@@ -191,6 +191,21 @@ def _check_results_sql(checks: list[dict]) -> str:
             f"FROM (SELECT run_id, run_started_at, dossier_id, is_latest, unnest([{structs}]) AS r FROM audit_facts)")
 
 
+def dossier_flags_sql(results: str) -> str:
+    """The flags and score of each (run, dossier) of `results` (check_results or a table of its rows).
+
+    empty / disorganised: fails a check flagged so; score = 100 x weight of the checks passed / weight
+    of the checks that apply (the view `dossier_flags`; the audit runs it on a materialised copy)."""
+    return f"""SELECT r.run_id, r.run_started_at, r.dossier_id, r.is_latest,
+        coalesce(bool_or(r.status = 'failed' AND c.flag = 'empty'), false) AS empty,
+        coalesce(bool_or(r.status = 'failed' AND c.flag = 'disorganised'), false) AS disorganised,
+        CAST(round(100.0 * coalesce(sum(c.weight) FILTER (WHERE r.status = 'passed'), 0)
+             / sum(c.weight) FILTER (WHERE r.status <> 'not_applicable')) AS INTEGER) AS score,
+        string_agg(r.check_id, ',' ORDER BY c.position) FILTER (WHERE r.status = 'failed') AS failed_checks
+    FROM {results} r JOIN checks c USING (check_id)
+    GROUP BY r.run_id, r.run_started_at, r.dossier_id, r.is_latest"""
+
+
 def _catalogue(strict: bool) -> list[dict]:
     """The rows of rules/checks.toml. A run (not `strict`) never stops for a bad catalogue: the audit does."""
     from extractor.audit.catalogue import load_checks  # plain data, no heavy import
@@ -219,8 +234,12 @@ class Ledger:
             raise CouldNotRun(f"no ledger at {path}: run `synthese run ROOT` first, or pass --ledger PATH")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            config = {"enable_external_access": False, "lock_configuration": True} if sandbox and read_only else {}
-            self.con = duckdb.connect(str(path), read_only=read_only, config=config)
+            self.con = duckdb.connect(str(path), read_only=read_only)
+            # duckdb draws a progress bar on stdout for long queries: not in our outputs.
+            self.con.execute("SET enable_progress_bar = false")
+            if sandbox and read_only:
+                self.con.execute("SET enable_external_access = false")
+                self.con.execute("SET lock_configuration = true")
             if not read_only:
                 for stmt in SCHEMA:
                     self.con.execute(stmt)
@@ -252,6 +271,11 @@ class Ledger:
         if not checks:  # no usable catalogue: the views stay as they were
             return {}
         temp = "TEMP" if self.read_only else ""
+        if self.read_only and not self.con.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'documents' AND column_name = 'before_birth'"
+        ).fetchall():
+            raise CouldNotRun(f"the ledger {self.path} predates the quality audit: run `synthese run ROOT` once "
+                              f"(or `synthese ledger rebuild ROOT`) to add its columns, then audit again")
         self.con.execute(AUDIT_FACTS.format(temp=temp))
         errors = {}
 
@@ -277,15 +301,7 @@ class Ledger:
             "NULL::BOOLEAN AS is_latest, NULL::VARCHAR AS check_id, NULL::VARCHAR AS status, "
             "NULL::VARCHAR AS reason WHERE false")
         self.con.execute(f"CREATE OR REPLACE {temp} VIEW check_results AS {results}")
-        self.con.execute(f"""CREATE OR REPLACE {temp} VIEW dossier_flags AS
-            SELECT r.run_id, r.run_started_at, r.dossier_id, r.is_latest,
-                coalesce(bool_or(r.status = 'failed' AND c.flag = 'empty'), false) AS empty,
-                coalesce(bool_or(r.status = 'failed' AND c.flag = 'disorganised'), false) AS disorganised,
-                CAST(round(100.0 * coalesce(sum(c.weight) FILTER (WHERE r.status = 'passed'), 0)
-                     / sum(c.weight) FILTER (WHERE r.status <> 'not_applicable')) AS INTEGER) AS score,
-                string_agg(r.check_id, ',' ORDER BY c.position) FILTER (WHERE r.status = 'failed') AS failed_checks
-            FROM check_results r JOIN checks c USING (check_id)
-            GROUP BY r.run_id, r.run_started_at, r.dossier_id, r.is_latest""")
+        self.con.execute(f"CREATE OR REPLACE {temp} VIEW dossier_flags AS {dossier_flags_sql('check_results')}")
         return errors
 
     def query_columns(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
