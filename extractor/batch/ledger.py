@@ -28,7 +28,7 @@ the dossier's conflicts, comma-separated).
 Views
 - dossier_latest: the most recent row of `dossiers` for each dossier.
 - audit_facts, checks, check_results, dossier_flags: the quality audit (`synthese audit`), built
-  from the check catalogue rules/checks.toml each time the ledger is opened; see `audit_views_sql`.
+  from the check catalogue rules/checks.toml each time the ledger is opened; see `install_audit_views`.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ MEDICAL_DOC_TYPES = {"compte_rendu", "ordonnance", "courrier", "consultation", "
 
 def birth_date(records: list[DocumentRecord]) -> str | None:
     """The patient's date of birth as the documents give it (the earliest read, ISO), or None."""
-    dates = [r.birth_date for r in records if getattr(r, "birth_date", None)]
+    dates = [r.birth_date for r in records if r.birth_date]
     return min(dates) if dates else None
 
 
