@@ -342,3 +342,12 @@ def test_a_ledger_from_before_the_audit_gets_a_clear_message(tmp_path):
     assert res.exit_code == 3 and "predates the quality audit" in res.stderr
     assert _cli("audit", "--ledger", str(tmp_path / "missing.duckdb")).exit_code == 3
     assert _cli("audit").exit_code == 2  # neither ROOT nor --ledger
+
+
+def test_readme_states_the_catalogue_thresholds_and_flags():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Quality audit"):]
+    for c in load_checks():
+        row = next(ln for ln in section.splitlines() if ln.startswith("|") and f"`{c.id}`" in ln)
+        cells = [x.strip() for x in row.split("|")]
+        assert f"{c.threshold * 100:g} %" in cells and c.flag in cells and c.category in cells, c.id
