@@ -43,30 +43,34 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+DOSSIER_COLUMNS = ("dossier", "docs", "OCR pages", "failed", "history", "allergies", "treatments", "conflicts")
+
+
+def _dossier_cells(s) -> list[str]:
+    docs = [d for d in s.documents if d.outcome != "duplicate"]
+    active = sum(x.status == "active" for x in s.treatments)
+    return [
+        s.dossier_id,
+        str(len(docs)),
+        str(sum(d.ocr_pages for d in docs)),
+        str(sum(d.outcome == "failed" for d in docs)),
+        f"{len(s.history)} ({s.history_status})",
+        f"{len(s.allergies)} ({s.allergy_status})",
+        f"{active} active / {len(s.treatments)} ({s.treatment_status})",
+        str(len(s.conflicts)),
+    ]
+
+
 def _dossier_table(rows) -> Table:
     t = Table(title="Synthèse")
-    for col in ("dossier", "docs", "OCR pages", "failed", "history", "allergies", "treatments", "conflicts"):
+    for col in DOSSIER_COLUMNS:
         t.add_column(col, justify="left" if col == "dossier" else "right")
     for s in rows:
-        docs = [d for d in s.documents if d.outcome != "duplicate"]
-        active = sum(x.status == "active" for x in s.treatments)
-        t.add_row(
-            s.dossier_id,
-            str(len(docs)),
-            str(sum(d.ocr_pages for d in docs)),
-            str(sum(d.outcome == "failed" for d in docs)),
-            f"{len(s.history)} ({s.history_status})",
-            f"{len(s.allergies)} ({s.allergy_status})",
-            f"{active} active / {len(s.treatments)} ({s.treatment_status})",
-            str(len(s.conflicts)),
-        )
+        t.add_row(*_dossier_cells(s))
     return t
 
 
-def _summary_table(rep) -> Table:
-    t = Table(title="Run")
-    t.add_column("what")
-    t.add_column("value", justify="right")
+def _summary_rows(rep) -> list[tuple[str, str]]:
     rows = [
         ("dossiers processed / skipped / total", f"{rep.dossiers_processed} / {rep.dossiers_skipped} / {rep.dossiers_total}"),
         ("documents read / from cache / failed", f"{rep.documents_total - rep.documents_cached} / {rep.documents_cached} / {rep.documents_failed}"),
@@ -76,9 +80,30 @@ def _summary_table(rep) -> Table:
     ]
     rows += [(f"failed: {reason}", str(n)) for reason, n in sorted(rep.failures_by_reason.items())]
     rows += [(f"stage {stage} (s)", f"{s:.2f}") for stage, s in sorted(rep.stage_seconds.items())]
-    for what, value in rows:
+    return rows
+
+
+def _summary_table(rep) -> Table:
+    t = Table(title="Run")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for what, value in _summary_rows(rep):
         t.add_row(what, value)
     return t
+
+
+def _print_run(rows, rep) -> None:
+    """The run's tables on a terminal; elsewhere (cron, CI, a log file) whole plain lines, never cut to 80 columns."""
+    if out.is_terminal:
+        if rows:
+            out.print(_dossier_table(rows))
+        out.print(_summary_table(rep))
+        return
+    for s in rows:
+        cells = _dossier_cells(s)
+        print(f"dossier {cells[0]}: " + ", ".join(f"{c} {v}" for c, v in zip(DOSSIER_COLUMNS[1:], cells[1:])))
+    for what, value in _summary_rows(rep):
+        print(f"run: {what}: {value}")
 
 
 @app.command()
@@ -156,9 +181,7 @@ def run(
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(int(ExitCode.INTERRUPTED))
-    if rows and rep.dossiers_processed <= 30:
-        out.print(_dossier_table(rows))
-    out.print(_summary_table(rep))
+    _print_run(rows if rows and rep.dossiers_processed <= 30 else [], rep)
     raise typer.Exit(rep.exit_code)
 
 
@@ -306,6 +329,122 @@ def export(
     if not rep.dossiers:
         err.print(f"no synthese.json under {root}: run `synthese run {root}` first")
     raise typer.Exit(int(rep.exit_code))
+
+
+def _ledger_path(root: Optional[Path], ledger: Optional[Path]) -> Path:
+    from extractor.config import Settings
+
+    if ledger is not None:
+        return ledger
+    if root is None:
+        err.print("[red]error:[/red] give ROOT (the ledger is ROOT/.synthese/ledger.duckdb) or --ledger PATH")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    return Settings().ledger_path(root)
+
+
+def _wide_console() -> Console:
+    # Piped to a file or a log, rich would squeeze tables to 80 columns and cut words.
+    return out if out.is_terminal else Console(width=200)
+
+
+@app.command()
+def audit(
+    root: Optional[Path] = typer.Argument(None, help="The ROOT of the runs (its ledger is ROOT/.synthese/ledger.duckdb)."),
+    ledger: Optional[Path] = typer.Option(None, help="The ledger file, instead of ROOT."),
+    fmt: str = typer.Option("table", "--format", help="table, json, csv or parquet (csv, parquet: one row per check)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the json/csv/parquet output here (parquet needs it)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write the report as one self-contained HTML file."),
+    check: Optional[str] = typer.Option(None, "--check", help="Drill down: list dossiers failing this check."),
+    sample: int = typer.Option(20, "--sample", min=0, help="With --check: how many dossiers to draw at random."),
+    seed: int = typer.Option(0, "--seed", help="With --check: the seed of the sample (same seed, same sample)."),
+    checks: Optional[Path] = typer.Option(None, "--checks", help="Another check catalogue (default rules/checks.toml)."),
+) -> None:
+    """Quality audit of the dossiers: checks with counts, rates, intervals, statuses, trends and a report."""
+    from extractor.audit.catalogue import load_checks
+    from extractor.audit.report import build_audit, check_rows, drill_sql, sample_failures
+    from extractor.batch.ledger import Ledger
+
+    if fmt not in ("table", "json", "csv", "parquet"):
+        err.print("[red]error:[/red] --format must be table, json, csv or parquet")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    if fmt == "parquet" and output is None:
+        err.print("[red]error:[/red] --format parquet needs --output FILE")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    path = _ledger_path(root, ledger)
+    try:
+        catalogue = [c.as_dict() for c in load_checks(checks)] if checks else None
+        with Ledger(path, read_only=True, checks=catalogue) as led:
+            if check is not None:
+                picked, total = sample_failures(led, check, sample, seed)
+                for dossier_id, reason in picked:
+                    print(f"{dossier_id}\t{reason}")
+                print(f"-- {len(picked)} of {total} dossiers failing {check} (seed {seed}); all of them:")
+                print(drill_sql(check))
+                return
+            report = build_audit(led)
+            if html is not None:
+                from extractor.audit.html import render_html
+                from extractor.write import atomic_write_bytes
+
+                atomic_write_bytes(html, render_html(report).encode("utf-8"), 0o640)
+                err.print(f"HTML report written to {html}")
+            if fmt == "json":
+                text = json.dumps(report, indent=2, ensure_ascii=False)
+                if output is None:
+                    print(text)
+                else:
+                    output.write_text(text + "\n", encoding="utf-8")
+            elif fmt in ("csv", "parquet"):
+                columns, rows = check_rows(report)
+                if output is None:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        led.copy_rows(columns, rows, Path(tmp) / "checks.csv", "csv")
+                        sys.stdout.write((Path(tmp) / "checks.csv").read_text(encoding="utf-8"))
+                else:
+                    led.copy_rows(columns, rows, output, fmt)
+            else:
+                from extractor.audit.text import report_tables
+
+                console = _wide_console()
+                for table in report_tables(report):
+                    console.print(table)
+    except SyntheseError as e:
+        raise _fail(e)
+
+
+@app.command("sql")
+def sql(
+    query: str = typer.Argument(..., help='SQL on the ledger, e.g. "SELECT * FROM check_results WHERE status = \'failed\'".'),
+    root: Optional[Path] = typer.Argument(None, help="The ROOT of the runs (its ledger is ROOT/.synthese/ledger.duckdb)."),
+    ledger: Optional[Path] = typer.Option(None, help="The ledger file, instead of ROOT."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json."),
+) -> None:
+    """Query the ledger, read-only: tables runs, documents, dossiers; views checks, check_results, dossier_flags."""
+    import csv
+
+    from extractor.batch.ledger import Ledger
+
+    if fmt not in ("table", "csv", "json"):
+        err.print("[red]error:[/red] --format must be table, csv or json")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    try:
+        with Ledger(_ledger_path(root, ledger), read_only=True, sandbox=True) as led:
+            columns, rows = led.run_sql(query)
+    except SyntheseError as e:
+        raise _fail(e)
+    if fmt == "json":
+        print(json.dumps([dict(zip(columns, r)) for r in rows], indent=2, ensure_ascii=False, default=str))
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        t = Table()
+        for c in columns:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*["NULL" if v is None else str(v) for v in r])
+        _wide_console().print(t)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ class DocumentRecord(BaseModel):
     error: str | None = None  # a named reason ("encrypted", "truncated", ...) when the document failed
     error_detail: str | None = None  # a short, text-free explanation for humans
     seconds: float = 0.0
+    # The patient's date of birth when the document gives one ("né le 12/03/1960"), ISO. Kept for the
+    # quality audit (a document dated before birth); never written to synthese.json or the ledger.
+    birth_date: str | None = None
 
     @property
     def ocr_pages(self) -> int:

@@ -20,19 +20,26 @@ Tables
 - document_text(run_id, dossier_id, path, page, text): only with --store-text.
   Column added at the end: files (JSON [[path, size, mtime_ns, sha256], ...]), the files that run
   saw: size + mtime_ns unchanged means the sha256 is reused without reading the file again.
+Columns added at the end for the quality audit: documents.before_birth (the document is dated
+before the patient's date of birth read in the dossier; NULL when either is unknown; the date of
+birth itself is never stored), dossiers.birth_date_known, dossiers.conflict_kinds (the kinds of
+the dossier's conflicts, comma-separated).
 
 Views
 - dossier_latest: the most recent row of `dossiers` for each dossier.
+- audit_facts, checks, check_results, dossier_flags: the quality audit (`synthese audit`), built
+  from the check catalogue rules/checks.toml each time the ledger is opened; see `install_audit_views`.
 """
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 
-from extractor.errors import CouldNotRun
+from extractor.errors import BadArguments, CouldNotRun
 from models.document import DocumentRecord
 from models.report import RunReport
 from models.synthesis import Synthesis
@@ -63,13 +70,24 @@ SCHEMA = [
         SELECT d.* FROM dossiers d JOIN runs r USING (run_id)
         QUALIFY row_number() OVER (PARTITION BY d.dossier_id ORDER BY r.started_at DESC) = 1""",
     "ALTER TABLE dossier_state ADD COLUMN IF NOT EXISTS files VARCHAR",
+    "ALTER TABLE documents ADD COLUMN IF NOT EXISTS before_birth BOOLEAN",
+    "ALTER TABLE dossiers ADD COLUMN IF NOT EXISTS birth_date_known BOOLEAN",
+    "ALTER TABLE dossiers ADD COLUMN IF NOT EXISTS conflict_kinds VARCHAR",
 ]
+DOCUMENT_COLUMNS = ("run_id, dossier_id, path, sha256, size, kind, doc_type, doc_date, pages, ocr_pages, seconds, "
+                    "outcome, error, cached, before_birth")
 
 # Documents that carry medical content; an administrative paper alone leaves a dossier "empty".
 MEDICAL_DOC_TYPES = {"compte_rendu", "ordonnance", "courrier", "consultation", "operatoire", "biologie"}
 
 
-def dossier_facts(synthesis: Synthesis) -> dict:
+def birth_date(records: list[DocumentRecord]) -> str | None:
+    """The patient's date of birth as the documents give it (the earliest read, ISO), or None."""
+    dates = [r.birth_date for r in records if r.birth_date]
+    return min(dates) if dates else None
+
+
+def dossier_facts(synthesis: Synthesis, born: str | None = None, records_known: bool = True) -> dict:
     """The per-dossier counts auditors query. Definitions are documented in the README.
 
     empty: no readable document with medical content (no document, only administrative papers,
@@ -105,25 +123,219 @@ def dossier_facts(synthesis: Synthesis) -> dict:
         "warnings": len(synthesis.warnings),
         "empty": empty,
         "disorganised": disorganised,
+        # Without the document records (a rebuilt ledger) whether a date of birth was read is unknown.
+        "birth_date_known": (born is not None) if records_known else None,
+        "conflict_kinds": ",".join(sorted({c.kind for c in synthesis.conflicts})) or None,
     }
+
+
+# One row per run and dossier: the `dossiers` row, the run's day, whether it is the dossier's latest
+# row, and document counts the checks of rules/checks.toml are written against.
+AUDIT_FACTS = """
+CREATE OR REPLACE {temp} VIEW audit_facts AS
+WITH docs AS (
+    SELECT x.run_id, x.dossier_id,
+        count(*) FILTER (WHERE outcome = 'ok') AS documents_ok,
+        count(*) FILTER (WHERE outcome = 'ok' AND doc_type = 'administratif') AS documents_administrative,
+        count(*) FILTER (WHERE outcome = 'ok' AND doc_type = 'autre') AS documents_untyped,
+        count(*) FILTER (WHERE outcome = 'ok' AND doc_date IS NOT NULL) AS documents_dated,
+        count(*) FILTER (WHERE outcome = 'ok' AND doc_date > CAST(timezone('UTC', r.started_at) AS DATE)::VARCHAR)
+            AS documents_future,
+        count(*) FILTER (WHERE outcome = 'ok' AND before_birth) AS documents_before_birth,
+        count(*) FILTER (WHERE outcome = 'skipped') AS documents_skipped,
+        string_agg(DISTINCT error, ', ' ORDER BY error) FILTER (WHERE outcome = 'failed') AS failed_reasons,
+        string_agg(DISTINCT error, ', ' ORDER BY error) FILTER (WHERE outcome = 'skipped') AS skipped_reasons
+    FROM documents x JOIN runs r USING (run_id)
+    GROUP BY x.run_id, x.dossier_id)
+SELECT d.*, r.started_at AS run_started_at, CAST(timezone('UTC', r.started_at) AS DATE)::VARCHAR AS run_day,
+    row_number() OVER (PARTITION BY d.dossier_id ORDER BY r.started_at DESC) = 1 AS is_latest,
+    coalesce(x.documents_ok, 0) AS documents_ok,
+    coalesce(x.documents_administrative, 0) AS documents_administrative,
+    coalesce(x.documents_untyped, 0) AS documents_untyped,
+    coalesce(x.documents_dated, 0) AS documents_dated,
+    coalesce(x.documents_future, 0) AS documents_future,
+    coalesce(x.documents_before_birth, 0) AS documents_before_birth,
+    coalesce(x.documents_skipped, 0) AS documents_skipped,
+    x.failed_reasons, x.skipped_reasons
+FROM dossiers d JOIN runs r USING (run_id) LEFT JOIN docs x ON x.run_id = d.run_id AND x.dossier_id = d.dossier_id
+"""
+CHECK_COLUMNS = ("position", "check_id", "category", "severity", "weight", "threshold", "flag", "label_fr", "label_en",
+                 "definition_fr", "definition_en", "applies_sql", "fails_sql", "reason_sql", "notes", "sql_error")
+
+
+def _literal(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return repr(v)
+    if isinstance(v, float):
+        return f"CAST({v!r} AS DOUBLE)"  # a bare 0.05 would be a DECIMAL
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _check_result_struct(c: dict) -> str:
+    applies = f"coalesce(({c['applies']}), false)"
+    fails = f"coalesce(({c['fails']}), false)"
+    return (f"{{'check_id': {_literal(c['id'])}, "
+            f"'status': CASE WHEN NOT {applies} THEN 'not_applicable' WHEN {fails} THEN 'failed' ELSE 'passed' END, "
+            f"'reason': CASE WHEN {applies} AND {fails} THEN CAST(({c['reason']}) AS VARCHAR) END}}")
+
+
+def _check_results_sql(checks: list[dict]) -> str:
+    # One scan of audit_facts with a list of one struct per check, unnested: a UNION ALL of one
+    # SELECT per check would make duckdb plan audit_facts once per check (seconds per query).
+    structs = ", ".join(_check_result_struct(c) for c in checks)
+    return (f"SELECT run_id, run_started_at, dossier_id, is_latest, r.check_id, r.status, r.reason "
+            f"FROM (SELECT run_id, run_started_at, dossier_id, is_latest, unnest([{structs}]) AS r FROM audit_facts)")
+
+
+def dossier_flags_sql(results: str) -> str:
+    """The flags and score of each (run, dossier) of `results` (check_results or a table of its rows).
+
+    empty / disorganised: fails a check flagged so; score = 100 x weight of the checks passed / weight
+    of the checks that apply (the view `dossier_flags`; the audit runs it on a materialised copy)."""
+    return f"""SELECT r.run_id, r.run_started_at, r.dossier_id, r.is_latest,
+        coalesce(bool_or(r.status = 'failed' AND c.flag = 'empty'), false) AS empty,
+        coalesce(bool_or(r.status = 'failed' AND c.flag = 'disorganised'), false) AS disorganised,
+        CAST(round(100.0 * coalesce(sum(c.weight) FILTER (WHERE r.status = 'passed'), 0)
+             / sum(c.weight) FILTER (WHERE r.status <> 'not_applicable')) AS INTEGER) AS score,
+        string_agg(r.check_id, ',' ORDER BY c.position) FILTER (WHERE r.status = 'failed') AS failed_checks
+    FROM {results} r JOIN checks c USING (check_id)
+    GROUP BY r.run_id, r.run_started_at, r.dossier_id, r.is_latest"""
+
+
+def _catalogue(strict: bool) -> list[dict]:
+    """The rows of rules/checks.toml. A run (not `strict`) never stops for a bad catalogue: the audit does."""
+    from extractor.audit.catalogue import load_checks  # plain data, no heavy import
+
+    try:
+        return [c.as_dict() for c in load_checks()]
+    except BadArguments as e:
+        if strict:
+            raise
+        logging.getLogger("synthese").warning("audit views not updated: %s", e)
+        return []
 
 
 class Ledger:
     """An open ledger. Use as a context manager; one writer process at a time (the batch lock ensures it)."""
 
-    def __init__(self, path: Path, read_only: bool = False):
+    def __init__(self, path: Path, read_only: bool = False, checks: list[dict] | None = None, sandbox: bool = False):
+        """Open (or create) the ledger; `checks`: the audit catalogue rows (default rules/checks.toml).
+
+        `sandbox` (read-only only): the connection cannot touch files or the network at all (no COPY TO,
+        no read_csv of other files, no extension download) and cannot change that: for `synthese sql`.
+        """
         self.path = path
+        self.read_only = read_only
+        if read_only and not path.is_file():
+            raise CouldNotRun(f"no ledger at {path}: run `synthese run ROOT` first, or pass --ledger PATH")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(path), read_only=read_only)
+            # duckdb draws a progress bar on stdout for long queries: not in our outputs.
+            self.con.execute("SET enable_progress_bar = false")
+            if sandbox and read_only:
+                self.con.execute("SET enable_external_access = false")
+                self.con.execute("SET lock_configuration = true")
             if not read_only:
                 for stmt in SCHEMA:
                     self.con.execute(stmt)
+            self.audit_errors = self.install_audit_views(checks if checks is not None else _catalogue(read_only))
         except duckdb.Error as e:
+            if read_only:
+                raise CouldNotRun(
+                    f"the ledger {path} cannot be opened read-only ({type(e).__name__}): a run may be writing "
+                    f"to it (try again when it ends); if it is damaged, run `synthese ledger rebuild ROOT`"
+                ) from e
             raise CouldNotRun(
                 f"the ledger {path} cannot be opened ({type(e).__name__}); if it is damaged, "
                 f"move it away and run `synthese ledger rebuild ROOT` to rebuild it from the synthese.json files"
             ) from e
+
+    def install_audit_views(self, checks: list[dict]) -> dict[str, str]:
+        """(Re)create the audit views from the check catalogue; returns {check id: SQL error} for broken checks.
+
+        `checks` are catalogue rows (extractor.audit.catalogue.Check.as_dict()). Views:
+        - audit_facts: one row per run and dossier (see AUDIT_FACTS);
+        - checks: the catalogue, with `sql_error` set for a check whose SQL does not run;
+        - check_results(run_id, run_started_at, dossier_id, is_latest, check_id, status, reason):
+          status `failed`, `passed` or `not_applicable`; one row per run, dossier and working check;
+        - dossier_flags(run_id, run_started_at, dossier_id, is_latest, empty, disorganised, score,
+          failed_checks): score = 100 x weight of the checks passed / weight of the checks that apply.
+        On a read-only ledger they are temporary views (for this connection only), so an older ledger
+        is audited with the current catalogue.
+        """
+        if not checks:  # no usable catalogue: the views stay as they were
+            return {}
+        temp = "TEMP" if self.read_only else ""
+        if self.read_only and not self.con.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'documents' AND column_name = 'before_birth'"
+        ).fetchall():
+            raise CouldNotRun(f"the ledger {self.path} predates the quality audit: run `synthese run ROOT` once "
+                              f"(or `synthese ledger rebuild ROOT`) to add its columns, then audit again")
+        self.con.execute(AUDIT_FACTS.format(temp=temp))
+        errors = {}
+
+        def compiles(batch: list[dict]) -> str | None:
+            try:
+                self.con.execute("PREPARE _check AS " + _check_results_sql(batch))  # compiles, runs nothing
+                self.con.execute("DEALLOCATE _check")
+            except duckdb.Error as e:
+                return str(e).splitlines()[0]
+            return None
+
+        if compiles(checks) is not None:  # then find which ones
+            errors = {c["id"]: e for c in checks if (e := compiles([c])) is not None}
+        rows = [[n, c["id"], c["category"], c["severity"], c["weight"], c["threshold"], c["flag"], c["label_fr"],
+                 c["label_en"], c["definition_fr"], c["definition_en"], c["applies"], c["fails"], c["reason"],
+                 c.get("notes", ""), errors.get(c["id"])] for n, c in enumerate(checks, 1)]
+        values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+        self.con.execute(f"CREATE OR REPLACE {temp} VIEW checks AS SELECT * FROM (VALUES {values}) "
+                         f"AS t({', '.join(CHECK_COLUMNS)})")
+        working = [c for c in checks if c["id"] not in errors]
+        results = (_check_results_sql(working) if working else
+            "SELECT NULL::VARCHAR AS run_id, NULL::TIMESTAMPTZ AS run_started_at, NULL::VARCHAR AS dossier_id, "
+            "NULL::BOOLEAN AS is_latest, NULL::VARCHAR AS check_id, NULL::VARCHAR AS status, "
+            "NULL::VARCHAR AS reason WHERE false")
+        self.con.execute(f"CREATE OR REPLACE {temp} VIEW check_results AS {results}")
+        self.con.execute(f"CREATE OR REPLACE {temp} VIEW dossier_flags AS {dossier_flags_sql('check_results')}")
+        return errors
+
+    def query_columns(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        """(column names, rows) of a query."""
+        cur = self.con.execute(sql, params or [])
+        return [d[0] for d in cur.description], cur.fetchall()
+
+    def run_sql(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """An auditor's query: (columns, rows). Raises BadArguments with duckdb's message when it fails."""
+        try:
+            return self.query_columns(sql)
+        except duckdb.Error as e:
+            raise BadArguments(f"the query failed: {str(e).splitlines()[0]}") from e
+
+    def copy_rows(self, columns: list[str], rows: list[tuple], path: Path, fmt: str) -> None:
+        """Write rows to `path` as `csv` (with a header) or `parquet`, through duckdb's COPY."""
+        def sql_type(values) -> str:
+            kinds = {type(v) for v in values if v is not None}
+            if kinds <= {bool}:
+                return "BOOLEAN" if kinds else "VARCHAR"
+            if kinds <= {int}:
+                return "BIGINT"
+            if kinds <= {int, float}:
+                return "DOUBLE"
+            return "VARCHAR"
+
+        types = [sql_type([r[i] for r in rows]) for i in range(len(columns))]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _export ("
+                         + ", ".join(f'"{c}" {t}' for c, t in zip(columns, types)) + ")")
+        if rows:
+            self.con.executemany(f"INSERT INTO _export VALUES ({', '.join('?' for _ in columns)})", rows)
+        options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
+        self.con.execute(f"COPY _export TO {_literal(str(path))} ({options})")
+        self.con.execute("DROP TABLE _export")
 
     def __enter__(self) -> Ledger:
         return self
@@ -167,16 +379,18 @@ class Ledger:
         dossier's incremental state is replaced in the same transaction: call it only once the
         dossier's synthese.json is written, so a run killed in between redoes the dossier.
         """
-        facts = dossier_facts(synthesis)
+        born = birth_date(records)
+        facts = dossier_facts(synthesis, born, records_known=bool(records) or not synthesis.documents)
         by_path = {r.path: r for r in records}
         self.con.execute("BEGIN TRANSACTION")
         try:
             for d in synthesis.documents:
                 r = by_path.get(d.path)
                 self.con.execute(
-                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, synthesis.dossier_id, d.path, d.sha256, d.size, d.kind, d.doc_type, d.date, d.pages,
-                     d.ocr_pages, r.seconds if r else None, d.outcome, d.error, d.path in cached],
+                     d.ocr_pages, r.seconds if r else None, d.outcome, d.error, d.path in cached,
+                     (d.date < born) if (born and d.date and d.outcome == "ok") else None],
                 )
                 if store_text and r is not None and r.pages:  # duckdb's executemany refuses an empty list
                     self.con.executemany(

@@ -75,6 +75,17 @@ def find_document_date(text: str, top_chars: int = 1500) -> str | None:
     return first
 
 
+def find_birth_date(text: str) -> str | None:
+    """The date of birth written in `text` ("né le 12/03/1960", "DDN : 1960-03-12"), ISO, or None."""
+    folded = fold(text)
+    for m in _DATE_RX.finditer(folded):
+        if _BIRTH.search(folded[max(0, m.start() - 40):m.start()].split("\n")[-1]):
+            iso = _to_iso(m)
+            if iso is not None and "1880" <= iso[:4] <= "2100":
+                return iso
+    return None
+
+
 def classify_document(record: DocumentRecord) -> tuple[str, str | None]:
     """(doc_type, date_iso | None) of a document, from title cues and dates on its first page with text."""
     page = next((p for p in record.pages if p.text and p.text.strip()), None)
