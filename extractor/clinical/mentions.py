@@ -238,25 +238,29 @@ def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None
     return None
 
 
-def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
-    text = page.text
-    if not text or not text.strip():
-        return []
-    lex = load_lexicons()
+@dataclass
+class _PageContext:
+    """What every block's candidate finder reads of one page: the text, its folded twin with wrapped
+    prose joined 1:1 (so clause and cue windows follow sentences), tokens outside boilerplate, sections,
+    and the spans already taken by an earlier block (a span feeds one block only)."""
+
+    record: DocumentRecord
+    page: Page
+    text: str
+    folded: str
+    tokens: list
+    sections: list[Section]
+    taken: list[tuple[int, int]]
+
+    def overlaps(self, m: Match) -> bool:
+        return any(m.start < b and a < m.end for a, b in self.taken)
+
+
+def _absence_candidates(ctx: _PageContext) -> list[_Cand]:
+    """Explicit absence phrasings, then section bodies that are a bare "néant" / "0" / "RAS"."""
     pats = _patterns()
-    # Logical lines: wrapped prose joined (1:1), so clause and stop-cue windows follow sentences.
-    folded = join_wrapped(text, fold(text))
-    tokens = [t for t in tokenize(folded) if not _in_boilerplate(page, t[1], t[2])]
-    sections = find_sections(text)
-    whole_ordonnance = record.doc_type == "ordonnance"
-    is_ocr = page.source == "ocr"
+    folded, page, sections = ctx.folded, ctx.page, ctx.sections
     cands: list[_Cand] = []
-    taken: list[tuple[int, int]] = []
-
-    def overlaps(m: Match) -> bool:
-        return any(m.start < b and a < m.end for a, b in taken)
-
-    # Absences: explicit phrasings, then bare section bodies.
     for block, rx in pats["absence"].items():
         for am in rx.finditer(folded):
             if _in_boilerplate(page, am.start(), am.end()):
@@ -270,20 +274,24 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
                 continue
             mt = Match(am.start(), am.end(), "", ())
             cands.append(_Cand("absence", mt, block, section_at(sections, am.start()), extra={"block": block}))
-            taken.append((am.start(), am.end()))
+            ctx.taken.append((am.start(), am.end()))
     for sec in sections:
-        if sec.block and not any(sec.title_start <= a < sec.end for a, _ in taken):
-            span = _bare_absence(text, folded, sec)
+        if sec.block and not any(sec.title_start <= a < sec.end for a, _ in ctx.taken):
+            span = _bare_absence(ctx.text, folded, sec)
             if span:
                 mt = Match(span[0], span[1], "", ())
                 cands.append(_Cand("absence", mt, sec.block, sec, extra={"block": sec.block}))
-                taken.append((sec.title_start, span[1]))
+                ctx.taken.append((sec.title_start, span[1]))
+    return cands
 
-    # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
-    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not overlaps(m)]
-    allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not overlaps(m)]
+
+def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen_matches: list[Match]) -> list[_Cand]:
+    """Drugs that are treatments. A drug in an allergy context is handed to the allergies instead
+    (appended to `allergen_matches`)."""
+    pats = _patterns()
+    text, folded, sections = ctx.text, ctx.folded, ctx.sections
+    whole_ordonnance = ctx.record.doc_type == "ordonnance"
     allergen_spans = {(m.start, m.end) for m in allergen_matches}
-
     tr_drugs: list[tuple[Match, Section | None]] = []
     for m in drug_matches:
         sec = section_at(sections, m.start)
@@ -308,6 +316,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
             continue
         tr_drugs.append((m, sec))
+    cands: list[_Cand] = []
     for i, (m, sec) in enumerate(tr_drugs):
         term = m.terms[0]
         prev_end = tr_drugs[i - 1][0].end if i else 0
@@ -320,12 +329,16 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             conf -= 0.15
         cands.append(_Cand("treatment", m, term.label, sec, code=term.code, brand=term.brand if term.kind == "brand" else None,
                            confidence=conf, extra={**details, "status": status}))
-        taken.append((m.start, m.end))
+        ctx.taken.append((m.start, m.end))
+    return cands
 
-    # Allergies.
-    reactions = find_terms(text, folded, tokens, lex["reactions"])
+
+def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reactions: list[Match]) -> list[_Cand]:
+    """Allergens in an allergy section or clause, with kind (allergy / intolerance) and reaction."""
+    folded, sections = ctx.folded, ctx.sections
+    cands: list[_Cand] = []
     for m in sorted(allergen_matches, key=lambda x: x.start):
-        if overlaps(m):
+        if ctx.overlaps(m):
             continue
         sec = section_at(sections, m.start)
         if not _allergy_context(folded, sec, m.start, m.end):
@@ -348,11 +361,16 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         conf = 0.9 if (sec is not None and sec.block == "allergy") else 0.8
         cands.append(_Cand("allergy", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
                            extra={"reaction": reaction}))
-        taken.append((m.start, m.end))
+        ctx.taken.append((m.start, m.end))
+    return cands
 
-    # History.
-    for m in find_terms(text, folded, tokens, lex["conditions"], fuzzy=True):
-        if overlaps(m):
+
+def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> list[_Cand]:
+    """Conditions and procedures outside allergy and treatment contexts, with kind, code and date."""
+    folded, sections = ctx.folded, ctx.sections
+    cands: list[_Cand] = []
+    for m in condition_matches:
+        if ctx.overlaps(m):
             continue
         before = folded[max(0, m.start - 6):m.start]
         if re.search(r"\d[ \t]*$|\d-$", before):
@@ -385,7 +403,28 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             kind = "surgical"
         cands.append(_Cand("history", m, term.label, sec, code=code, kind=kind, confidence=conf,
                            extra={"date": _find_date(folded, m.start, m.end)}))
-        taken.append((m.start, m.end))
+        ctx.taken.append((m.start, m.end))
+    return cands
+
+
+def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
+    text = page.text
+    if not text or not text.strip():
+        return []
+    lex = load_lexicons()
+    # Logical lines: wrapped prose joined (1:1), so clause and stop-cue windows follow sentences.
+    folded = join_wrapped(text, fold(text))
+    tokens = [t for t in tokenize(folded) if not _in_boilerplate(page, t[1], t[2])]
+    ctx = _PageContext(record, page, text, folded, tokens, find_sections(text), [])
+    is_ocr = page.source == "ocr"
+
+    cands = _absence_candidates(ctx)
+    # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
+    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not ctx.overlaps(m)]
+    allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not ctx.overlaps(m)]
+    cands += _treatment_candidates(ctx, drug_matches, allergen_matches)
+    cands += _allergy_candidates(ctx, allergen_matches, find_terms(text, folded, tokens, lex["reactions"]))
+    cands += _history_candidates(ctx, find_terms(text, folded, tokens, lex["conditions"], fuzzy=True))
 
     qual_idx = [i for i, c in enumerate(cands) if c.category != "absence"]
     quals = qualify(text, [(cands[i].match.start, cands[i].match.end) for i in qual_idx])
