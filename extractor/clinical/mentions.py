@@ -23,7 +23,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.clinical.lexicon import join_wrapped, Match, find_terms, fold, load_cues, load_lexicons, tokenize
+from extractor.clinical.lexicon import (join_wrapped, Match, find_terms, fold, is_history_type, load_cues, load_lexicons,
+                                       semantic_rules, tokenize)
 from extractor.clinical.nlp import qualify
 from extractor.clinical.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
@@ -62,7 +63,13 @@ def _patterns() -> dict:
     absence = cues["absence"]
     pos = cues["posology"]
     tr = cues["treatment"]
+    allergy = cues["allergy"]
     return {
+        "adverse_before": [re.compile(p) for p in allergy["adverse_before"]],
+        "stopped_for": re.compile(allergy["stopped_for"]),
+        "intolerance": re.compile(allergy["intolerance"]),
+        "refuted": re.compile(allergy["refuted"]),
+        "unticked_box": re.compile(allergy["unticked_box"]),
         "absence": {b: _phrase_regex(absence[b]) for b in ("history", "allergy", "treatment")},
         "bare": {fold(x) for x in absence["bare"]},
         "dose": [re.compile(p) for p in pos["dose"]],
@@ -77,9 +84,88 @@ def _patterns() -> dict:
         "dates": [re.compile(p, re.MULTILINE) for p in cues["dates"]["patterns"]],
         "surgical_after": re.compile(r"\s*" + _phrase_regex(cues["history"]["surgical_after"]).pattern),
         # A named relative (not the words "famille"/"familial", which titles use).
-        "lab_value": re.compile(cues["lab"]["value_after"]),
+        # match(text, pos) anchors at pos: a leading "^" would only ever match at the start of the page.
+        "lab_value": re.compile(cues["lab"]["value_after"].lstrip("^")),
         "relative": _phrase_regex([w for w in cues["family"]["members"] if not fold(w).startswith("famil")]),
+        **_history_context_patterns(),
     }
+
+
+def _history_context_patterns() -> dict:
+    ctx = semantic_rules()["context"]
+    return {
+        "value_after": re.compile(ctx["value_after"]),
+        "finding_before": _phrase_regex(ctx["finding_before"]),
+        "diagnosis": _phrase_regex(ctx["diagnosis"]),
+        "ruled_out_after": re.compile(ctx["ruled_out_after"]),
+        "place_before": re.compile(ctx["place_before"]),
+        "vaccine_before": re.compile(ctx["vaccine_before"]),
+        "antecedent": _phrase_regex(ctx["antecedent"]),
+        "resolved": _phrase_regex(ctx["resolved"]),
+        "family_before": re.compile(ctx["family_before"]),
+        "mixed_before": re.compile(ctx["mixed_before"]),
+    }
+
+
+def _sentence_start(folded: str, start: int) -> int:
+    m = None
+    for m in re.finditer(r"\.(?:\s|$)|\n\s*\n", folded[max(0, start - 400):start]):
+        pass
+    return max(0, start - 400) + m.end() if m else max(0, start - 400)
+
+
+def family_in_prose(folded: str, start: int) -> bool:
+    """The sentence introduces family history before the mention ("Dans ses antécédents familiaux, on note
+    un diabète"); a sentence about personal and family history together does not decide alone."""
+    ss = _sentence_start(folded, start)
+    pats = _patterns()
+    cue = None
+    for cue in pats["family_before"].finditer(folded, ss, start):
+        pass
+    if cue is None or pats["mixed_before"].search(folded, ss, start):
+        return False
+    # The patient becomes the subject again: "(fille lupique et sœur ...) est connue ayant un pemphigus".
+    return not _PATIENT_AGAIN.search(folded, cue.end(), start)
+
+
+_PATIENT_AGAIN = re.compile(r"\b(?:est|etait|a ete)\s+(?:connue?|suivie?|hospitalisee?|porteu(?:r|se))\b|"
+                            r"\b(?:le|la|notre)\s+(?:patiente?|malade)\b|\bpersonnels?\b")
+
+
+# An abbreviation followed by a number that is not an age or a duration ("PR à 0,20", "TCA 32 s", "PTH 1-84").
+_ABBREVIATION_VALUE = re.compile(r"\s*(?:[:=]|a\s|de\s)?\s*\d+(?:[.,]\d+|-\d+)?(?![\d.,])(?!\s*(?:ans?|mois|jours?|semaines?)\b)")
+
+# Sections whose body reports what was examined or measured: a condition named there is a finding.
+_FINDING_SECTIONS = ("examen_clinique", "biologie")
+
+
+def history_context(folded: str, sec: Section | None, start: int, end: int, abbreviation: bool = False) -> str | None:
+    """Why a condition mention is not the patient's history, or None when nothing says so.
+
+    "finding": followed by a measured value, or named in an examination / investigation clause or section
+    without a diagnosis or antecedent word in the sentence; "ruled_out": an investigation came back negative
+    or the diagnosis was eliminated; "place": a service or unit ("service de dialyse"); "exposure": a vaccine.
+    """
+    pats = _patterns()
+    lo = max(0, start - 60)
+    if pats["vaccine_before"].search(folded[lo:start]):
+        return "exposure"
+    if pats["place_before"].search(folded[lo:start]):
+        return "place"
+    if pats["value_after"].match(folded, end):
+        return "finding"
+    if abbreviation and _ABBREVIATION_VALUE.match(folded, end):
+        return "finding"  # "PR à 0,20", "TCA 1,2", "PTH 1-84": an abbreviation with a value is a measure
+    if pats["ruled_out_after"].match(folded, end):
+        return "ruled_out"
+    cs, ce = _clause_bounds(folded, start, end)
+    if pats["diagnosis"].search(folded, cs, ce):
+        return None
+    if pats["finding_before"].search(folded, cs, start):
+        return "finding"
+    if sec is not None and sec.name in _FINDING_SECTIONS:
+        return "finding"
+    return None
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -189,7 +275,31 @@ def _allergy_context(folded: str, sec: Section | None, start: int, end: int) -> 
     if sec is not None and sec.block == "allergy":
         return True
     cs, _ = _clause_bounds(folded, start, end)
-    return bool(_ALLERGY_CUE.search(folded, max(cs, start - 80), start))
+    lo = max(cs, start - 80)
+    if _ALLERGY_CUE.search(folded, lo, start):
+        return True
+    window = folded[lo:start]
+    return any(p.search(window) for p in _patterns()["adverse_before"])
+
+
+def _stopped_for_reaction(folded: str, start: int, end: int) -> re.Match | None:
+    """"Glucantime arrêté à J3 devant des signes d'intolérance": the drug was stopped because of a reaction."""
+    _, ce = _clause_bounds(folded, start, end)
+    return _patterns()["stopped_for"].search(folded, end, min(ce, end + 160))
+
+
+def _refuted(folded: str, start: int, end: int) -> bool:
+    """The allergy was ruled out: tests negative, challenge tolerated, "non confirmée", "éliminée"."""
+    ss = _sentence_start(folded, start)
+    se = folded.find(". ", end)
+    se = len(folded) if se < 0 else se
+    return bool(_patterns()["refuted"].search(folded, ss, se))
+
+
+def _unticked(text: str, folded: str, start: int) -> bool:
+    """An option of a form left unticked ("☐ iode"): it states nothing."""
+    ls = folded.rfind("\n", 0, start) + 1
+    return bool(_patterns()["unticked_box"].search(text[ls:start]))
 
 
 def _posology_line(folded: str, start: int, end: int) -> bool:
@@ -333,35 +443,83 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
     return cands
 
 
-def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reactions: list[Match]) -> list[_Cand]:
-    """Allergens in an allergy section or clause, with kind (allergy / intolerance) and reaction."""
-    folded, sections = ctx.folded, ctx.sections
+def _allergy_kind(folded: str, sec: Section | None, m: Match, lo: int) -> str:
+    """intolerance when the words say so before the allergen (or the section title is an intolerance one)."""
+    pats = _patterns()
+    if _INTOL_CUE.search(folded, max(lo, m.start - 60), m.start) or pats["intolerance"].search(folded, max(lo, m.start - 80), m.start):
+        return "intolerance"
+    if sec is not None and sec.block == "allergy" and not _ALLERGY_CUE.search(folded, lo, m.start) \
+            and _INTOL_CUE.search(folded, sec.title_start, sec.title_end) and "allerg" not in folded[sec.title_start:sec.title_end]:
+        return "intolerance"
+    return "allergy"
+
+
+def _bracket_members(ctx: _PageContext, m: Match, matches: list[Match]) -> tuple[list[Match], int]:
+    """The allergens or drugs named in brackets right after a class ("AINS (ibuprofène, kétoprofène)"),
+    and where the brackets close."""
+    folded = ctx.folded
+    rest = folded[m.end:m.end + 4]
+    if not re.match(r"\s*\(", rest):
+        return [], m.end
+    open_at = folded.index("(", m.end)
+    close = folded.find(")", open_at)
+    if close < 0 or close - open_at > 160:
+        return [], m.end
+    inside = [x for x in matches if open_at < x.start and x.end <= close]
+    return (inside, close) if inside else ([], m.end)
+
+
+_LIST_GAP = re.compile(r"\s*(?:,|et|ou|/)\s*(?:(?:les?|la|l'|aux?|des?|du)\s*)?")
+
+
+def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reactions: list[Match],
+                        stopped_for_reaction: list[Match] = ()) -> list[_Cand]:
+    """Allergens in an allergy section or clause, with kind (allergy / intolerance), reaction, members of a
+    class named in brackets, and `refuted` when tests or a challenge ruled the allergy out. Drugs stopped
+    because of a reaction (`stopped_for_reaction`) are allergies too, while staying stopped treatments."""
+    text, folded, sections = ctx.text, ctx.folded, ctx.sections
     cands: list[_Cand] = []
-    for m in sorted(allergen_matches, key=lambda x: x.start):
-        if ctx.overlaps(m):
+    adr = {(x.start, x.end) for x in stopped_for_reaction}
+    pool = sorted([*allergen_matches, *[x for x in stopped_for_reaction if (x.start, x.end) not in
+                                        {(a.start, a.end) for a in allergen_matches}]], key=lambda x: x.start)
+    consumed: set[tuple[int, int]] = set()
+    for m in pool:
+        if (m.start, m.end) in consumed:
+            continue
+        is_adr = (m.start, m.end) in adr
+        if ctx.overlaps(m) and not is_adr:
             continue
         sec = section_at(sections, m.start)
-        if not _allergy_context(folded, sec, m.start, m.end):
+        # The next item of a list the cue governs: "toxicité aux statines et fibrates".
+        listed = bool(cands) and cands[-1].match.end <= m.start and _LIST_GAP.fullmatch(folded, cands[-1].match.end, m.start)
+        if not is_adr and not listed and not _allergy_context(folded, sec, m.start, m.end):
             continue
+        if _unticked(text, folded, m.start):
+            continue  # "☐ iode": a form's option nobody ticked
         term = m.terms[0]
         cs, ce = _clause_bounds(folded, m.start, m.end)
         lo = cs if sec is None or sec.block != "allergy" else max(cs, sec.start)
-        kind = "intolerance" if _INTOL_CUE.search(folded, max(lo, m.start - 60), m.start) else "allergy"
-        if sec is not None and sec.block == "allergy" and not _ALLERGY_CUE.search(folded, lo, m.start) \
-                and _INTOL_CUE.search(folded, sec.title_start, sec.title_end) and "allerg" not in folded[sec.title_start:sec.title_end]:
-            kind = "intolerance"
+        kind = _allergy_kind(folded, sec, m, lo)
+        if is_adr:
+            stop = _stopped_for_reaction(folded, m.start, m.end)
+            kind = "intolerance" if stop and _patterns()["intolerance"].search(stop.group(0)) else "allergy"
+        members, close = _bracket_members(ctx, m, pool)
+        for x in members:
+            consumed.add((x.start, x.end))
         reaction = None
         line_end = _line_bounds(folded, m.start, m.end)[1]
         for r in reactions:
-            if m.end <= r.start <= min(line_end, m.end + 60) and not re.search(r"[;\n]", folded[m.end:r.start]):
-                nxt = [a for a in allergen_matches if m.end <= a.start < r.start]
+            if close <= r.start <= min(line_end, close + 60) and not re.search(r"[;\n]", folded[close:r.start]):
+                nxt = [a for a in pool if close <= a.start < r.start]
                 if not nxt:
                     reaction = r.terms[0].label
                     break
         conf = 0.9 if (sec is not None and sec.block == "allergy") else 0.8
         cands.append(_Cand("allergy", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
-                           extra={"reaction": reaction}))
-        ctx.taken.append((m.start, m.end))
+                           extra={"reaction": reaction, "members": [x.terms[0].label for x in members],
+                                  "verification": "refuted" if _refuted(folded, m.start, m.end) else None}))
+        if not is_adr:
+            ctx.taken.append((m.start, max(m.end, close if members else m.end)))
     return cands
 
 
@@ -372,23 +530,33 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
     for m in condition_matches:
         if ctx.overlaps(m):
             continue
-        before = folded[max(0, m.start - 6):m.start]
+        before = folded[max(0, m.start - 8):m.start]
         if re.search(r"\d[ \t]*$|\d-$", before):
             continue  # "2 gouttes", "3 x", "25-OH" (a lab analyte, not alcohol)
-        if re.search(r"(?:post|anti|pre|peri)-$", before):
-            continue  # "BPCO post-tabagique": the prefix makes another word
+        if re.search(r"(?:post|anti|pre|peri|pseudo|para)-$", before):
+            continue  # "BPCO post-tabagique", "pseudo-polyarthrite": the prefix makes another word
         sec = section_at(sections, m.start)
         if sec is not None and sec.block in ("allergy", "treatment"):
             continue
         if _allergy_context(folded, sec, m.start, m.end):
             continue
         term = m.terms[0]
+        if not is_history_type(term.semantic):
+            continue  # a symptom, sign, finding, risk factor or exposure is never a history on its own
+        in_history_section = sec is not None and sec.block == "history"
+        if not in_history_section and history_context(folded, sec, m.start, m.end, term.category == "abbreviation"):
+            continue
+        cs, ce = _clause_bounds(folded, m.start, m.end)
+        antecedent_cue = bool(_patterns()["antecedent"].search(folded, _sentence_start(folded, m.start), ce))
+        if term.semantic == "procedure" and not in_history_section and not antecedent_cue \
+                and not _find_date(folded, m.start, m.end):
+            continue  # an act of the reported stay, not a past operation
         if sec is not None and sec.block == "history":
             conf = 0.9
         elif sec is not None and sec.name in ("conclusion", "histoire_maladie"):
             conf = 0.75
         elif sec is None:
-            conf = 0.7
+            conf = 0.8 if antecedent_cue else 0.7
         else:
             conf = 0.55
         if term.source == "cim10":
@@ -402,7 +570,8 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
         elif sec is not None and sec.kind == "surgical":
             kind = "surgical"
         cands.append(_Cand("history", m, term.label, sec, code=code, kind=kind, confidence=conf,
-                           extra={"date": _find_date(folded, m.start, m.end)}))
+                           extra={"date": _find_date(folded, m.start, m.end),
+                                  "clinical_status": "resolved" if _patterns()["resolved"].search(folded, cs, ce) else None}))
         ctx.taken.append((m.start, m.end))
     return cands
 
@@ -422,9 +591,13 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
     # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
     drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not ctx.overlaps(m)]
     allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not ctx.overlaps(m)]
+    stopped_for_reaction = [m for m in drug_matches if _stopped_for_reaction(folded, m.start, m.end)]
     cands += _treatment_candidates(ctx, drug_matches, allergen_matches)
-    cands += _allergy_candidates(ctx, allergen_matches, find_terms(text, folded, tokens, lex["reactions"]))
-    cands += _history_candidates(ctx, find_terms(text, folded, tokens, lex["conditions"], fuzzy=True))
+    cands += _allergy_candidates(ctx, allergen_matches, find_terms(text, folded, tokens, lex["reactions"]),
+                                 stopped_for_reaction)
+    # Fuzzy matching is for OCR noise; on a text layer only a close misspelling is taken (lexicon.FUZZY_CUTOFF).
+    cands += _history_candidates(ctx, find_terms(text, folded, tokens, lex["conditions"],
+                                                 fuzzy=True if is_ocr else "strict"))
 
     qual_idx = [i for i, c in enumerate(cands) if c.category != "absence"]
     quals = qualify(text, [(cands[i].match.start, cands[i].match.end) for i in qual_idx])
@@ -439,6 +612,8 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if c.section is not None and c.section.kind == "mixed":
             # The title itself says "familiaux": only a named relative makes the item family history.
             fam = _names_relative(folded, m.start, m.end)
+        if c.category == "history" and not in_family_section and family_in_prose(folded, m.start):
+            fam = True
         family = (fam or in_family_section) and c.category == "history"
         kind = c.kind
         if c.category == "history" and family:
@@ -454,8 +629,12 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             start=m.start, end=m.end, snippet=snippet_of(text, m.start, m.end, folded),
             section=c.section.name if c.section else None, code=c.code, kind=kind, date=extra.get("date"),
             reaction=extra.get("reaction"), brand=c.brand, dose=extra.get("dose"), frequency=extra.get("frequency"),
-            route=extra.get("route"), status=extra.get("status"), negated=neg and c.category != "absence",
+            # A refuted allergy is written with negative words ("non confirmée"): the refutation is what it says.
+            route=extra.get("route"), status=extra.get("status"),
+            negated=neg and c.category != "absence" and extra.get("verification") != "refuted",
             hypothetical=hyp, family=family, ocr=is_ocr, confidence=round(max(0.0, min(1.0, conf)), 3),
+            verification=extra.get("verification"), members=extra.get("members") or [],
+            clinical_status=extra.get("clinical_status"),
         ))
     out.sort(key=lambda x: x.start)
     return out
