@@ -154,7 +154,8 @@ def load_lexicons() -> dict[str, Lexicon]:
     conditions = Lexicon()
     for row in _read_tsv("conditions.tsv"):
         label, code, kind = row["label"], row.get("code") or None, row.get("kind") or "medical"
-        for s in [label, *_synonyms(row.get("synonyms", ""))]:
+        conditions.add(label, _condition_term(label, code, kind, label))  # a full name ("zona") in any case
+        for s in _synonyms(row.get("synonyms", "")):
             # short synonyms ("irc", "lam", "toc") are initials: only in capitals
             conditions.add(s, _condition_term(label, code, kind, s, upper=len(s) <= 4 and " " not in s))
     for row in _read_tsv("cim10_terms.tsv"):

@@ -23,8 +23,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.clinical.lexicon import (join_wrapped, Match, find_terms, fold, is_history_type, load_cues, load_lexicons,
-                                       semantic_rules, tokenize)
+from extractor.clinical.lexicon import (join_wrapped, Match, find_terms, fold, is_history_type, key_of, load_cues,
+                                       load_lexicons, semantic_rules, tokenize)
 from extractor.clinical.nlp import qualify
 from extractor.clinical.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
@@ -87,6 +87,7 @@ def _patterns() -> dict:
         # match(text, pos) anchors at pos: a leading "^" would only ever match at the start of the page.
         "lab_value": re.compile(cues["lab"]["value_after"].lstrip("^")),
         "relative": _phrase_regex([w for w in cues["family"]["members"] if not fold(w).startswith("famil")]),
+        "family_pseudo": _phrase_regex(cues["family"]["pseudo"]),
         **_history_context_patterns(),
     }
 
@@ -101,6 +102,8 @@ def _history_context_patterns() -> dict:
         "place_before": re.compile(ctx["place_before"]),
         "vaccine_before": re.compile(ctx["vaccine_before"]),
         "antecedent": _phrase_regex(ctx["antecedent"]),
+        "adjective_forms": {key_of(x) for x in ctx["adjective_forms"]},
+        "adjective_after": {fold(x) for x in ctx["adjective_after"]},
         "resolved": _phrase_regex(ctx["resolved"]),
         "family_before": re.compile(ctx["family_before"]),
         "mixed_before": re.compile(ctx["mixed_before"]),
@@ -245,6 +248,31 @@ def _find_date(folded: str, start: int, end: int) -> str | None:
 
 
 _ITEM_SEP = re.compile(r"[,;:\n]")
+
+
+def _qualifies_patient(folded: str, start: int) -> bool:
+    """An adjective form ("diabétique") stands after punctuation, a line start, or a word that lets it
+    qualify the patient ("patient", "connue", "et", another such adjective)."""
+    prev = re.search(r"([a-z]+)[\s']*$", folded[max(0, start - 40):start])
+    if prev is None or re.search(r"[,;:()\-\n.]\s*$", folded[max(0, start - 3):start]):
+        return True
+    return prev.group(1) in _patterns()["adjective_after"]
+
+
+def _witness_family(folded: str, start: int, end: int) -> bool:
+    """The family only witnessed it ("un retard mental a été constaté par la famille"): no relative is named
+    in the sentence besides that phrase."""
+    ss = _sentence_start(folded, start)
+    se = folded.find(". ", end)
+    se = len(folded) if se < 0 else se
+    return bool(_patterns()["family_pseudo"].search(folded, ss, se)) and not _patterns()["relative"].search(folded, ss, se)
+
+
+def _item_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
+    """The list item around a span: from the previous comma, semicolon or line break to the next one."""
+    seps_before = [m.end() for m in _ITEM_SEP.finditer(folded, 0, start) if folded[m.start()] != ":"]
+    after = re.compile(r"[,;\n]|\.(?:\s|$)").search(folded, end)
+    return (seps_before[-1] if seps_before else 0), (after.start() if after else len(folded))
 
 
 def _names_relative(folded: str, start: int, end: int) -> bool:
@@ -543,6 +571,8 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
         term = m.terms[0]
         if not is_history_type(term.semantic):
             continue  # a symptom, sign, finding, risk factor or exposure is never a history on its own
+        if m.key in _patterns()["adjective_forms"] and not _qualifies_patient(folded, m.start):
+            continue  # "pontage coronarien", "pied diabétique": the adjective qualifies another noun
         in_history_section = sec is not None and sec.block == "history"
         if not in_history_section and history_context(folded, sec, m.start, m.end, term.category == "abbreviation"):
             continue
@@ -571,7 +601,7 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
             kind = "surgical"
         cands.append(_Cand("history", m, term.label, sec, code=code, kind=kind, confidence=conf,
                            extra={"date": _find_date(folded, m.start, m.end),
-                                  "clinical_status": "resolved" if _patterns()["resolved"].search(folded, cs, ce) else None}))
+                                  "clinical_status": "resolved" if _patterns()["resolved"].search(folded, *_item_bounds(folded, m.start, m.end)) else None}))
         ctx.taken.append((m.start, m.end))
     return cands
 
@@ -614,6 +644,8 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             fam = _names_relative(folded, m.start, m.end)
         if c.category == "history" and not in_family_section and family_in_prose(folded, m.start):
             fam = True
+        elif fam and not in_family_section and _witness_family(folded, m.start, m.end):
+            fam = False
         family = (fam or in_family_section) and c.category == "history"
         kind = c.kind
         if c.category == "history" and family:
