@@ -102,6 +102,9 @@ def _history_context_patterns() -> dict:
         "place_before": re.compile(ctx["place_before"]),
         "vaccine_before": re.compile(ctx["vaccine_before"]),
         "antecedent": _phrase_regex(ctx["antecedent"]),
+        "own_before": re.compile(ctx["own_before"]),
+        "same_disease_after": re.compile(ctx["same_disease_after"]),
+        "ruled_out_before": re.compile(ctx["ruled_out_before"]),
         "adjective_forms": {key_of(x) for x in ctx["adjective_forms"]},
         "adjective_after": {fold(x) for x in ctx["adjective_after"]},
         "resolved": _phrase_regex(ctx["resolved"]),
@@ -136,7 +139,7 @@ _PATIENT_AGAIN = re.compile(r"\b(?:est|etait|a ete)\s+(?:connue?|suivie?|hospita
 
 
 # An abbreviation followed by a number that is not an age or a duration ("PR à 0,20", "TCA 32 s", "PTH 1-84").
-_ABBREVIATION_VALUE = re.compile(r"\s*(?:[:=]|a\s|de\s)?\s*\d+(?:[.,]\d+|-\d+)?(?![\d.,])(?!\s*(?:ans?|mois|jours?|semaines?)\b)")
+_ABBREVIATION_VALUE = re.compile(r"\s*(?:[:=]|a\s|de\s)?\s*\d+(?:[.,]\d+|-\d+)?(?!\d|[.,]\d)(?!\s*(?:ans?|mois|jours?|semaines?)\b)")
 
 # Sections whose body reports what was examined or measured: a condition named there is a finding.
 _FINDING_SECTIONS = ("examen_clinique", "biologie")
@@ -159,7 +162,7 @@ def history_context(folded: str, sec: Section | None, start: int, end: int, abbr
         return "finding"
     if abbreviation and _ABBREVIATION_VALUE.match(folded, end):
         return "finding"  # "PR à 0,20", "TCA 1,2", "PTH 1-84": an abbreviation with a value is a measure
-    if pats["ruled_out_after"].match(folded, end):
+    if pats["ruled_out_after"].match(folded, end) or pats["ruled_out_before"].search(folded[max(0, start - 100):start]):
         return "ruled_out"
     cs, ce = _clause_bounds(folded, start, end)
     if pats["diagnosis"].search(folded, cs, ce):
@@ -248,6 +251,17 @@ def _find_date(folded: str, start: int, end: int) -> str | None:
 
 
 _ITEM_SEP = re.compile(r"[,;:\n]")
+
+
+_COMPLICATION_OF = re.compile(r"\bcompliquee?s?\s+(?:de|d'|d|par)\b[^,;.()]{0,60}$")
+
+
+def _same_disease_relatives(folded: str, end: int, clause_end: int) -> list[str]:
+    """Relatives said to have the same disease later in the sentence, by anaphora."""
+    m = _patterns()["same_disease_after"].search(folded, end, clause_end + 1)
+    if not m:
+        return []
+    return [r.group(0) for r in _patterns()["relative"].finditer(m.group(1))]
 
 
 def _qualifies_patient(folded: str, start: int) -> bool:
@@ -599,9 +613,18 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
             kind, code = "surgical", None  # "hernie inguinale opérée": the operation, not the disease's code
         elif sec is not None and sec.kind == "surgical":
             kind = "surgical"
+        if _COMPLICATION_OF.search(folded, _item_bounds(folded, m.start, m.end)[0], m.start):
+            continue  # "diabète compliqué de rétinopathie et de neuropathie": one history, its complications
+        window = folded[max(0, m.start - 50):m.start]
+        own = bool(_patterns()["own_before"].search(window)) and not _patterns()["relative"].search(window)
+        relatives = _same_disease_relatives(folded, m.end, ce)
+        if relatives and kind != "surgical":
+            cands.append(_Cand("history", m, term.label, sec, code=code, kind="family", confidence=conf * 0.9,
+                               extra={"family": True, "relatives": relatives}))
         cands.append(_Cand("history", m, term.label, sec, code=code, kind=kind, confidence=conf,
                            extra={"date": _find_date(folded, m.start, m.end),
-                                  "clinical_status": "resolved" if _patterns()["resolved"].search(folded, *_item_bounds(folded, m.start, m.end)) else None}))
+                                  "clinical_status": "resolved" if _patterns()["resolved"].search(folded, *_item_bounds(folded, m.start, m.end)) else None,
+                                  "own": own}))
         ctx.taken.append((m.start, m.end))
     return cands
 
@@ -642,7 +665,11 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if c.section is not None and c.section.kind == "mixed":
             # The title itself says "familiaux": only a named relative makes the item family history.
             fam = _names_relative(folded, m.start, m.end)
-        if c.category == "history" and not in_family_section and family_in_prose(folded, m.start):
+        if extra.get("family"):
+            fam, neg, hyp = True, False, False  # a relative named by anaphora ("dont la mère ... la même maladie")
+        elif extra.get("own") and not in_family_section:
+            fam, hyp = False, False  # "suivie pour", "antécédent de": the patient's own, stated as such
+        elif c.category == "history" and not in_family_section and family_in_prose(folded, m.start):
             fam = True
         elif fam and not in_family_section and _witness_family(folded, m.start, m.end):
             fam = False
