@@ -214,3 +214,25 @@ def test_found_mentions_keep_their_offsets():
 def test_markup_check_still_reads_refuted_flag():
     check("Allergie à l'<ent category=allergy label=iode verification=refuted>iode</ent> éliminée "
           "par le bilan allergologique.")
+
+
+@pytest.mark.parametrize("sentence,wrong", [
+    ("Emphysème sous-cutané cervical après la pose du drain.", "emphysème"),
+    ("Goutte épaisse et frottis négatifs.", "goutte"),
+    ("Reflux hépato-jugulaire et œdèmes des membres inférieurs.", "reflux gastro-œsophagien"),
+    ("Le taux de PTH était à 1 363 pg/ml.", "prothèse totale de hanche"),
+    ("Hypertension intracrânienne idiopathique suivie en neurologie.", "hypertension artérielle"),
+])
+def test_ambiguous_words_take_their_sense_from_context(sentence, wrong):
+    assert wrong not in history(sentence)
+
+
+@pytest.mark.parametrize("sentence,right", [
+    ("Antécédents : goutte traitée par allopurinol.", "goutte"),
+    ("Antécédents : emphysème pulmonaire post-tabagique.", "emphysème"),
+    ("Antécédents : reflux gastro-œsophagien.", "reflux gastro-œsophagien"),
+    ("Antécédents : PTH droite en 2015.", "prothèse totale de hanche"),
+    ("Antécédents : HTA.", "hypertension artérielle"),
+])
+def test_the_same_words_in_their_usual_sense(sentence, right):
+    assert right in history(sentence)

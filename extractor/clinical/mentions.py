@@ -101,6 +101,7 @@ def _history_context_patterns() -> dict:
         "ruled_out_after": re.compile(ctx["ruled_out_after"]),
         "place_before": re.compile(ctx["place_before"]),
         "vaccine_before": re.compile(ctx["vaccine_before"]),
+        "measure_before": re.compile(ctx["measure_before"]),
         "antecedent": _phrase_regex(ctx["antecedent"]),
         "own_before": re.compile(ctx["own_before"]),
         "same_disease_after": re.compile(ctx["same_disease_after"]),
@@ -158,6 +159,8 @@ def history_context(folded: str, sec: Section | None, start: int, end: int, abbr
         return "exposure"
     if pats["place_before"].search(folded[lo:start]):
         return "place"
+    if pats["measure_before"].search(folded[lo:start]):
+        return "finding"
     if pats["value_after"].match(folded, end):
         return "finding"
     if abbreviation and _ABBREVIATION_VALUE.match(folded, end):
