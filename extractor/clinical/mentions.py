@@ -256,9 +256,6 @@ def _find_date(folded: str, start: int, end: int) -> str | None:
 _ITEM_SEP = re.compile(r"[,;:\n]")
 
 
-_COMPLICATION_OF = re.compile(r"\bcompliquee?s?\s+(?:de|d'|d|par)\b[^,;.()]{0,60}$")
-
-
 def _same_disease_relatives(folded: str, end: int, clause_end: int) -> list[str]:
     """Relatives said to have the same disease later in the sentence, by anaphora."""
     m = _patterns()["same_disease_after"].search(folded, end, clause_end + 1)
@@ -616,8 +613,6 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
             kind, code = "surgical", None  # "hernie inguinale opérée": the operation, not the disease's code
         elif sec is not None and sec.kind == "surgical":
             kind = "surgical"
-        if _COMPLICATION_OF.search(folded, _item_bounds(folded, m.start, m.end)[0], m.start):
-            continue  # "diabète compliqué de rétinopathie et de neuropathie": one history, its complications
         window = folded[max(0, m.start - 50):m.start]
         own = bool(_patterns()["own_before"].search(window)) and not _patterns()["relative"].search(window)
         relatives = _same_disease_relatives(folded, m.end, ce)
