@@ -236,3 +236,27 @@ def test_ambiguous_words_take_their_sense_from_context(sentence, wrong):
 ])
 def test_the_same_words_in_their_usual_sense(sentence, right):
     assert right in history(sentence)
+
+
+def test_family_history_keeps_its_relative_one_entry_per_relative():
+    s = synthesis_of("Antécédents familiaux :\nPère : infarctus du myocarde à 55 ans\nMère : diabète de type 2, "
+                     "sœur : diabète de type 2", "Antécédents familiaux : infarctus du myocarde.")
+    fam = sorted((h.label, h.relative, len(h.sources)) for h in s.history if h.kind == "family")
+    assert fam == [("diabète de type 2", "mère", 1), ("diabète de type 2", "sœur", 1),
+                   ("infarctus du myocarde", "père", 2)]
+
+
+def test_same_disease_in_relatives_by_anaphora():
+    s = synthesis_of("Patiente suivie pour une neurofibromatose dont la mère et le grand-père sont porteurs "
+                     "de la même maladie.")
+    assert sorted((h.label, h.kind, h.relative) for h in s.history) == [
+        ("neurofibromatose", "family", "grand-père"), ("neurofibromatose", "family", "mère"),
+        ("neurofibromatose", "medical", None)]
+    s = synthesis_of("Patiente suivie pour une neurofibromatose, sa mère est diabétique.")
+    assert ("neurofibromatose", "medical") in [(h.label, h.kind) for h in s.history]
+    assert not any(h.label == "neurofibromatose" and h.kind == "family" for h in s.history)
+
+
+def test_a_relative_who_was_treated_is_not_the_patient():
+    s = synthesis_of("Enfant ayant comme antécédents un père traité pour tuberculose pulmonaire.")
+    assert [(h.label, h.kind, h.relative) for h in s.history] == [("tuberculose", "family", "père")]

@@ -173,10 +173,17 @@ def _history_kind(m: Mention) -> str:
 def _history_key(m: Mention) -> str:
     # Same CIM-10 category (3 characters) = same disease for a synthesis (E78.0 and E78.5 are both
     # dyslipidaemias). Procedures carry catch-all Z codes (Z98.8 "other post-procedural states"),
-    # so surgical history is keyed on its label.
+    # so surgical history is keyed on its label. A family history is one per relative when named.
+    relative = f"@{fold(m.relative)}" if m.relative and _history_kind(m) == "family" else ""
     if m.code and _history_kind(m) != "surgical":
-        return f"code:{m.code.replace('.', '')[:3]}"
-    return f"label:{fold(m.label)}"
+        return f"code:{m.code.replace('.', '')[:3]}{relative}"
+    return f"label:{fold(m.label)}{relative}"
+
+
+def _history_scope(m: Mention) -> str:
+    """Mentions are only compared within one kind, and a family history within one relative."""
+    kind = _history_kind(m)
+    return f"{kind}@{fold(m.relative)}" if kind == "family" and m.relative else kind
 
 
 def _allergy_key(m: Mention) -> str:
@@ -220,7 +227,7 @@ def merge_same_facts(groups: list[_Group]) -> list[_Group]:
         if rank is not None and _history_kind(g.mentions[0]) != "surgical":
             for o in out:
                 orank = _group_rank(o)
-                if orank is None or orank[0] != rank[0] or _history_kind(o.mentions[0]) != _history_kind(g.mentions[0]):
+                if orank is None or orank[0] != rank[0] or _history_scope(o.mentions[0]) != _history_scope(g.mentions[0]):
                     continue
                 generic = rank[2] - 1
                 if rank[1] == generic or orank[1] == generic or _same_sentence(g, o):
@@ -236,6 +243,23 @@ def merge_same_facts(groups: list[_Group]) -> list[_Group]:
     return out
 
 
+def attach_unnamed_relatives(groups: list[_Group]) -> list[_Group]:
+    """A family history written without its relative ("Antécédents familiaux : diabète") joins the one
+    family history of the same disease that names a relative; with several relatives it stays apart."""
+    out = []
+    for g in groups:
+        m0 = g.mentions[0]
+        if _history_kind(m0) == "family" and not any(m.relative for m in g.mentions):
+            cat = g.key.split("@")[0]
+            named = [o for o in groups if o is not g and _history_kind(o.mentions[0]) == "family"
+                     and o.key.split("@")[0] == cat and any(m.relative for m in o.mentions)]
+            if len(named) == 1:
+                named[0].items.extend(g.items)
+                continue
+        out.append(g)
+    return out
+
+
 def _build_history(groups: list[_Group]) -> list[HistoryEntry]:
     entries = []
     for g in groups:
@@ -247,6 +271,7 @@ def _build_history(groups: list[_Group]) -> list[HistoryEntry]:
         entries.append(
             HistoryEntry(
                 clinical_status=latest.clinical_status or _most_common(m.clinical_status for m in ms),
+                relative=_most_common(m.relative for m in ms) if kind == "family" else None,
                 id=_entry_id("history", f"{kind}:{g.key}"),
                 label=label,
                 code=(g.preferred[1] if g.preferred else None)
@@ -428,7 +453,8 @@ def consolidate(
             elif m.category == "treatment":
                 treatments.append((m, record))
 
-    history_entries = _build_history(merge_same_facts(_group(history, _history_key, _history_kind, _same_cim10_category)))
+    history_groups = _group(history, _history_key, _history_scope, _same_cim10_category)
+    history_entries = _build_history(merge_same_facts(attach_unnamed_relatives(history_groups)))
     allergy_entries = _build_allergies(_group(allergies, _allergy_key))
     treatment_entries, conflicts = _build_treatments(_group(treatments, _treatment_key))
     conflicts += _absence_conflicts("allergy", [a for a in allergy_entries if a.verification != "refuted"], absences["allergy"])

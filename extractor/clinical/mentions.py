@@ -256,12 +256,26 @@ def _find_date(folded: str, start: int, end: int) -> str | None:
 _ITEM_SEP = re.compile(r"[,;:\n]")
 
 
-def _same_disease_relatives(folded: str, end: int, clause_end: int) -> list[str]:
+def _written(text: str, span: tuple[int, int] | None) -> str | None:
+    """A span of the page as written, lower case ("Mère" -> "mère")."""
+    return " ".join(text[span[0]:span[1]].split()).lower() if span else None
+
+
+def _relative_of(folded: str, start: int, end: int) -> tuple[int, int] | None:
+    """The relative a family history belongs to: named in its list item, else the last one named before it
+    in the sentence ("Père : IDM", "diabète chez la mère", "sa sœur est suivie pour un lupus")."""
+    pats = _patterns()
+    a, b = _item_bounds(folded, start, end)
+    found = list(pats["relative"].finditer(folded, a, b)) or list(pats["relative"].finditer(folded, _sentence_start(folded, start), start))
+    return found[-1].span() if found else None
+
+
+def _same_disease_relatives(folded: str, end: int, clause_end: int) -> list[tuple[int, int]]:
     """Relatives said to have the same disease later in the sentence, by anaphora."""
     m = _patterns()["same_disease_after"].search(folded, end, clause_end + 1)
     if not m:
         return []
-    return [r.group(0) for r in _patterns()["relative"].finditer(m.group(1))]
+    return [r.span() for r in _patterns()["relative"].finditer(folded, m.start(1), m.end(1))]
 
 
 def _qualifies_patient(folded: str, start: int) -> bool:
@@ -615,10 +629,10 @@ def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> li
             kind = "surgical"
         window = folded[max(0, m.start - 50):m.start]
         own = bool(_patterns()["own_before"].search(window)) and not _patterns()["relative"].search(window)
-        relatives = _same_disease_relatives(folded, m.end, ce)
-        if relatives and kind != "surgical":
-            cands.append(_Cand("history", m, term.label, sec, code=code, kind="family", confidence=conf * 0.9,
-                               extra={"family": True, "relatives": relatives}))
+        if kind != "surgical":
+            for relative in _same_disease_relatives(folded, m.end, ce):
+                cands.append(_Cand("history", m, term.label, sec, code=code, kind="family", confidence=conf * 0.9,
+                                   extra={"family": True, "relative": relative}))
         cands.append(_Cand("history", m, term.label, sec, code=code, kind=kind, confidence=conf,
                            extra={"date": _find_date(folded, m.start, m.end),
                                   "clinical_status": "resolved" if _patterns()["resolved"].search(folded, *_item_bounds(folded, m.start, m.end)) else None,
@@ -692,6 +706,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             hypothetical=hyp, family=family, ocr=is_ocr, confidence=round(max(0.0, min(1.0, conf)), 3),
             verification=extra.get("verification"), members=extra.get("members") or [],
             clinical_status=extra.get("clinical_status"),
+            relative=_written(text, extra.get("relative") or _relative_of(folded, m.start, m.end)) if family else None,
         ))
     out.sort(key=lambda x: x.start)
     return out
