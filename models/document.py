@@ -112,3 +112,7 @@ class Mention(BaseModel):
     family: bool = False
     ocr: bool = False
     confidence: float = 1.0
+    verification: str | None = None  # allergies: "refuted" when tests or a challenge ruled the allergy out
+    members: list[str] = Field(default_factory=list)  # allergies: a class's members named in brackets
+    clinical_status: str | None = None  # history: "resolved" / "active" when the text says so
+    relative: str | None = None  # family history: the relative named ("mère", "grand-père paternel")

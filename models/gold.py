@@ -65,7 +65,7 @@ class GoldDistractor(BaseModel):
 
     block: Literal["history", "allergy", "treatment"]
     label: str
-    reason: Literal["negated", "hypothetical", "family", "discussed", "lab", "past"]
+    reason: Literal["negated", "hypothetical", "family", "discussed", "lab", "past", "finding", "eliminated", "refuted"]
 
 
 class GoldIdentity(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from models.document import AllergyKind, Box, DocType, DocumentKind, HistoryKind, TreatmentStatus
 
-SCHEMA_VERSION = "1.1"  # 1.1: clinical_status, verification, members, in_stay, stop_reason (keys added only)
+SCHEMA_VERSION = "1.1"  # 1.1: clinical_status, relative, verification, members, in_stay, stop_reason (keys added only)
 
 BlockStatus = Literal["known", "none_known", "unknown"]
 ClinicalStatus = Literal["active", "resolved"]
@@ -73,6 +73,7 @@ class HistoryEntry(_Entry):
     kind: HistoryKind = "medical"
     date: str | None = None  # ISO date, "YYYY-MM" or "YYYY"
     clinical_status: ClinicalStatus | None = None  # when the documents say so ("guéri", "en rémission")
+    relative: str | None = None  # family history: the relative, as written ("mère", "grand-père")
 
 
 class AllergyEntry(_Entry):

@@ -60,6 +60,22 @@ RELATIVES = [("Père", "le père"), ("Mère", "la mère"), ("Frère", "le frère
 FILLER_EXAM = ["Patient(e) conscient(e), orienté(e), eupnéique en air ambiant.", "Auscultation cardio-pulmonaire sans particularité.",
                "Abdomen souple, dépressible et indolore.", "Pas d'œdème des membres inférieurs, pas de turgescence jugulaire.", "Mollets souples.",
                "TA 138/82 mmHg, FC 72/min, SpO2 97 %, apyrétique.", "Examen neurologique sans déficit sensitivo-moteur."]
+# What real letters add around the history (issue 10, learned from real case reports): symptoms, signs and
+# lab or imaging findings written in the examination and investigations, differentials ruled out, and the
+# history stated by adjectives. (label, sentence, split): the label must never become a history entry.
+FINDINGS = [("prurit", "Prurit diffus sans lésion cutanée.", "dev"),
+            ("anémie", "La numération objective une anémie à 9,8 g/dl.", "dev"),
+            ("hypokaliémie", "Hypokaliémie à 3,1 mmol/l, corrigée per os.", "dev"),
+            ("cardiomégalie", "La radiographie thoracique montre une cardiomégalie.", "heldout"),
+            ("thrombopénie", "Thrombopénie à 98 000/mm3 au bilan d'entrée.", "heldout"),
+            ("anorexie mentale", "Le/la patient(e) signale une anorexie et un amaigrissement de 3 kg.", "heldout")]
+ELIMINATED = [("embolie pulmonaire", "Une embolie pulmonaire a été éliminée par angioscanner.", "dev"),
+              ("endocardite", "L'échographie cardiaque a éliminé une endocardite.", "dev"),
+              ("tuberculose", "La recherche de tuberculose est revenue négative.", "heldout"),
+              ("infection par le vih", "Les sérologies VIH, VHB et VHC étaient négatives.", "heldout")]
+ADJECTIVES = {"hypertension artérielle": "hypertendu(e)", "diabète de type 2": "diabétique", "asthme": "asthmatique",
+              "obésité": "obèse", "épilepsie": "épileptique", "insuffisance cardiaque": "insuffisant(e) cardiaque",
+              "insuffisance rénale chronique": "insuffisant(e) rénal(e) chronique"}
 FILLER_EVOL = ["L'évolution a été favorable.", "Les suites ont été simples.", "Le patient a pu regagner son domicile.",
                "Une surveillance clinique et biologique a été réalisée.", "Bonne tolérance clinique."]
 FILLER_HDM = ["Les symptômes évoluent depuis une dizaine de jours, d'aggravation progressive.", "Pas de notion de voyage récent ni de contage.",
@@ -191,6 +207,8 @@ class Dossier:
         self.spare_drugs: list[dict] = []
         self.event: Event | None = None
         self.ev_idx: int | None = None
+        # A separate stream for the real-writing phenomena, so adding them left every other draw as it was.
+        self.rng_real = dossier_rng(seed, dossier_id + ":" + split + ":real-writing")
 
     # ---- vocabulary access restricted to the split
     def ph(self, kind: str) -> str:
@@ -331,6 +349,10 @@ class Dossier:
         if not pool:
             return None
         a = self.rng.choice(pool)
+        if self.rng_real.random() < 0.2:
+            # De-labelled by the allergist: shown as refuted, never an active allergy.
+            self.distract("allergy", a["substance"], "refuted")
+            return f"Allergie {a['surfaces'][0][0]} non confirmée : tests cutanés négatifs."
         if self.rng.random() < 0.6:
             self.distract("allergy", a["substance"], "negated")
             return self.ph("allergy_negated").format(a=a["surfaces"][0][0])
@@ -356,6 +378,35 @@ class Dossier:
         p = self.rng.choice(pool)
         self.distract("treatment", p["drug"], "past")
         return self.ph("past").format(s=p["surface"], year=self.rng.randint(2005, 2017))
+
+    def finding_sentence(self) -> str | None:
+        """A symptom or a lab / imaging finding of the stay: never a history entry."""
+        pool = [(lab, t) for lab, t, sp in FINDINGS if sp == self.split and lab not in self.history]
+        if not pool:
+            return None
+        label, text = self.rng_real.choice(pool)
+        self.distract("history", label, "finding")
+        return text
+
+    def eliminated_sentence(self) -> str | None:
+        """A differential ruled out by an investigation: never a history entry."""
+        pool = [(lab, t) for lab, t, sp in ELIMINATED if sp == self.split and lab not in self.history]
+        if not pool:
+            return None
+        label, text = self.rng_real.choice(pool)
+        self.distract("history", label, "eliminated")
+        return text
+
+    def adjective_sentence(self, doc: Doc) -> str | None:
+        """The history as clinicians often state it: "Patient diabétique et hypertendu"."""
+        adjs = [(lab, ADJECTIVES[lab]) for lab in self.history if lab in ADJECTIVES and self.history[lab]["kind"] == "medical"]
+        if not adjs:
+            return None
+        chosen = self.rng_real.sample(adjs, min(len(adjs), 2))
+        for lab, _ in chosen:
+            doc.stated.add(("h", lab))
+        words = " et ".join(a for _, a in chosen)
+        return f"Patient(e) {words} connu(e)."
 
     def lab_prose(self) -> str:
         lab = self.rng.choice(phrasing("labs", self.split))
@@ -459,7 +510,14 @@ class Dossier:
         body += [("heading", self.title("hdm")), ("para", sexed(" ".join(hdm), self.sex))]
         exam = r.sample(FILLER_EXAM, 4)
         neg = self.negated_history_line() if r.random() < 0.5 else None
-        body += [("heading", self.title("exam")), ("para", sexed(" ".join(exam + ([neg] if neg else [])), self.sex))]
+        if self.rng_real.random() < 0.5:
+            adj = self.adjective_sentence(d)
+            if adj:
+                hdm.insert(1, adj)
+                body[-1] = ("para", sexed(" ".join(hdm), self.sex))
+        real = [x for x in (self.finding_sentence() if self.rng_real.random() < 0.5 else None,
+                            self.eliminated_sentence() if self.rng_real.random() < 0.4 else None) if x]
+        body += [("heading", self.title("exam")), ("para", sexed(" ".join(exam + ([neg] if neg else []) + real), self.sex))]
         body += [("heading", "Examens complémentaires")] + [("line", x) for x in r.sample(FILLER_PARA, r.randint(3, 5))]
         if r.random() < 0.6:
             body.append(("para", self.lab_prose()))

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from rapidfuzz import fuzz
 
 from extractor import __version__
+from extractor.clinical.lexicon import semantic_rules
 from models.document import DocumentRecord, Mention
 from models.synthesis import (
     AllergyEntry,
@@ -97,6 +98,7 @@ class _Group:
         self.key = key
         self.label = label
         self.items: list[tuple[Mention, DocumentRecord]] = [(mention, record)]
+        self.preferred: tuple[str, str | None] | None = None  # (label, code) chosen when facts merged
 
     @property
     def mentions(self) -> list[Mention]:
@@ -171,10 +173,17 @@ def _history_kind(m: Mention) -> str:
 def _history_key(m: Mention) -> str:
     # Same CIM-10 category (3 characters) = same disease for a synthesis (E78.0 and E78.5 are both
     # dyslipidaemias). Procedures carry catch-all Z codes (Z98.8 "other post-procedural states"),
-    # so surgical history is keyed on its label.
+    # so surgical history is keyed on its label. A family history is one per relative when named.
+    relative = f"@{fold(m.relative)}" if m.relative and _history_kind(m) == "family" else ""
     if m.code and _history_kind(m) != "surgical":
-        return f"code:{m.code.replace('.', '')[:3]}"
-    return f"label:{fold(m.label)}"
+        return f"code:{m.code.replace('.', '')[:3]}{relative}"
+    return f"label:{fold(m.label)}{relative}"
+
+
+def _history_scope(m: Mention) -> str:
+    """Mentions are only compared within one kind, and a family history within one relative."""
+    kind = _history_kind(m)
+    return f"{kind}@{fold(m.relative)}" if kind == "family" and m.relative else kind
 
 
 def _allergy_key(m: Mention) -> str:
@@ -185,18 +194,88 @@ def _treatment_key(m: Mention) -> str:
     return f"atc:{m.code}:{fold(m.label)}" if m.code else f"drug:{fold(m.label)}"
 
 
+def _fact_rank(code: str | None) -> tuple[str, int, int] | None:
+    """(family, rank, family size) of a CIM-10 code in rules/semantic_types.toml [same_fact]; rank 0 is the
+    most specific form."""
+    if not code:
+        return None
+    flat = code.replace(".", "")
+    for family, prefixes in semantic_rules()["same_fact"].items():
+        for rank, prefix in enumerate(prefixes):
+            if flat.startswith(prefix.replace(".", "")):
+                return family, rank, len(prefixes)
+    return None
+
+
+def _group_rank(g: _Group) -> tuple[str, int, int] | None:
+    ranks = [r for r in (_fact_rank(m.code) for m in g.mentions) if r]
+    return min(ranks, key=lambda r: r[1]) if ranks else None
+
+
+def _same_sentence(a: _Group, b: _Group) -> bool:
+    places = {(r.path, m.page, m.snippet) for m, r in a.items}
+    return any((r.path, m.page, m.snippet) in places for m, r in b.items)
+
+
+def merge_same_facts(groups: list[_Group]) -> list[_Group]:
+    """One fact, one entry: history groups of one code family ([same_fact]) and one kind merge when named in
+    the same sentence or when one is the family's generic form; the most specific label and code win."""
+    out: list[_Group] = []
+    for g in groups:
+        rank = _group_rank(g)
+        target = None
+        if rank is not None and _history_kind(g.mentions[0]) != "surgical":
+            for o in out:
+                orank = _group_rank(o)
+                if orank is None or orank[0] != rank[0] or _history_scope(o.mentions[0]) != _history_scope(g.mentions[0]):
+                    continue
+                generic = rank[2] - 1
+                if rank[1] == generic or orank[1] == generic or _same_sentence(g, o):
+                    target = o
+                    break
+        if target is None:
+            out.append(g)
+            continue
+        best = min((target, g), key=lambda x: _group_rank(x)[1])
+        m = min((m for m in best.mentions if m.code and _fact_rank(m.code)), key=lambda m: _fact_rank(m.code)[1])
+        target.items.extend(g.items)
+        target.preferred = (m.label, m.code)
+    return out
+
+
+def attach_unnamed_relatives(groups: list[_Group]) -> list[_Group]:
+    """A family history written without its relative ("Antécédents familiaux : diabète") joins the one
+    family history of the same disease that names a relative; with several relatives it stays apart."""
+    out = []
+    for g in groups:
+        m0 = g.mentions[0]
+        if _history_kind(m0) == "family" and not any(m.relative for m in g.mentions):
+            cat = g.key.split("@")[0]
+            named = [o for o in groups if o is not g and _history_kind(o.mentions[0]) == "family"
+                     and o.key.split("@")[0] == cat and any(m.relative for m in o.mentions)]
+            if len(named) == 1:
+                named[0].items.extend(g.items)
+                continue
+        out.append(g)
+    return out
+
+
 def _build_history(groups: list[_Group]) -> list[HistoryEntry]:
     entries = []
     for g in groups:
         ms = g.mentions
         kind = _history_kind(ms[0])
-        label = _most_common((m.label for m in ms), prefer_longer=True) or ms[0].label
+        label = g.preferred[0] if g.preferred else _most_common((m.label for m in ms), prefer_longer=True) or ms[0].label
         date = _most_common(m.date for m in ms)
+        latest = g.chronological()[-1][0]
         entries.append(
             HistoryEntry(
+                clinical_status=latest.clinical_status or _most_common(m.clinical_status for m in ms),
+                relative=_most_common(m.relative for m in ms) if kind == "family" else None,
                 id=_entry_id("history", f"{kind}:{g.key}"),
                 label=label,
-                code=_most_common(m.code for m in ms if m.label == label) or _most_common(m.code for m in ms),
+                code=(g.preferred[1] if g.preferred else None)
+                or _most_common(m.code for m in ms if m.label == label) or _most_common(m.code for m in ms),
                 kind=kind,
                 date=date,
                 sources=g.sources(),
@@ -218,6 +297,11 @@ def _build_allergies(groups: list[_Group]) -> list[AllergyEntry]:
                 substance=latest.label,
                 reaction=_most_common(m.reaction for m in g.mentions),
                 kind=latest.kind if latest.kind in ("allergy", "intolerance") else "allergy",
+                code=latest.code,
+                # The latest document decides: an allergy de-labelled by tests stays refuted until a later
+                # document states it again.
+                verification="refuted" if latest.verification == "refuted" else "unconfirmed",
+                members=sorted({x for m in g.mentions for x in m.members}),
                 sources=g.sources(),
                 confidence=_combined_confidence(g.mentions, g.documents),
             )
@@ -369,10 +453,11 @@ def consolidate(
             elif m.category == "treatment":
                 treatments.append((m, record))
 
-    history_entries = _build_history(_group(history, _history_key, _history_kind, _same_cim10_category))
+    history_groups = _group(history, _history_key, _history_scope, _same_cim10_category)
+    history_entries = _build_history(merge_same_facts(attach_unnamed_relatives(history_groups)))
     allergy_entries = _build_allergies(_group(allergies, _allergy_key))
     treatment_entries, conflicts = _build_treatments(_group(treatments, _treatment_key))
-    conflicts += _absence_conflicts("allergy", allergy_entries, absences["allergy"])
+    conflicts += _absence_conflicts("allergy", [a for a in allergy_entries if a.verification != "refuted"], absences["allergy"])
     conflicts += _absence_conflicts("history", history_entries, absences["history"])
     conflicts += _absence_conflicts("treatment", treatment_entries, absences["treatment"])
 
@@ -385,7 +470,8 @@ def consolidate(
         allergies=allergy_entries,
         treatments=treatment_entries,
         history_status=_status(history_entries, absences["history"]),
-        allergy_status=_status(allergy_entries, absences["allergy"]),
+        # A refuted allergy is shown (the doctor sees the de-labelling) but states no allergy.
+        allergy_status=_status([a for a in allergy_entries if a.verification != "refuted"], absences["allergy"]),
         treatment_status=_status(treatment_entries, absences["treatment"]),
         conflicts=conflicts,
         warnings=warnings + list(extra_warnings or []),

@@ -68,6 +68,7 @@ class Term:
     upper: bool = False  # the surface must be written in capitals in the text (short abbreviations)
     strict: bool = False  # a drug name that is also a common word: only with posology or in a treatment section
     source: str = "curated"
+    semantic: str = "disease"  # conditions: disease | event | procedure | symptom | finding | risk_factor | exposure
 
 
 @dataclass
@@ -114,27 +115,61 @@ def _synonyms(cell: str) -> list[str]:
 
 
 @functools.cache
+def semantic_rules() -> dict:
+    """`rules/semantic_types.toml`, parsed once."""
+    return read_toml("semantic_types.toml")
+
+
+def semantic_type(label: str, code: str | None, kind: str | None, surface: str | None = None) -> str:
+    """What a condition term names (rules/semantic_types.toml): by surface, label, longest CIM-10 prefix."""
+    rules = semantic_rules()
+    if surface is not None:
+        by_surface = rules["surfaces"].get(key_of(surface))
+        if by_surface:
+            return by_surface
+    by_label = rules["labels"].get(label)
+    if by_label:
+        return by_label
+    if code:
+        for n in range(len(code), 0, -1):
+            t = rules["codes"].get(code[:n])
+            if t:
+                return t
+    return "procedure" if kind == "surgical" else "disease"
+
+
+def is_history_type(semantic: str) -> bool:
+    """Only diseases, events and procedures become history entries on their own."""
+    return semantic in semantic_rules()["history_types"]
+
+
+def _condition_term(label: str, code: str | None, kind: str, surface: str, **kw) -> Term:
+    return Term("condition" if kw.pop("abbreviation", False) is False else "abbreviation", label, code, kind,
+                semantic=semantic_type(label, code, kind, surface), **kw)
+
+
+@functools.cache
 def load_lexicons() -> dict[str, Lexicon]:
     """All lexicons, loaded once per process: conditions (incl. abbreviations), drugs, allergens, reactions."""
     conditions = Lexicon()
     for row in _read_tsv("conditions.tsv"):
-        t = Term("condition", row["label"], row.get("code") or None, row.get("kind") or "medical")
-        t_upper = Term("condition", row["label"], row.get("code") or None, row.get("kind") or "medical", upper=True)
-        for s in [row["label"], *_synonyms(row.get("synonyms", ""))]:
+        label, code, kind = row["label"], row.get("code") or None, row.get("kind") or "medical"
+        conditions.add(label, _condition_term(label, code, kind, label))  # a full name ("zona") in any case
+        for s in _synonyms(row.get("synonyms", "")):
             # short synonyms ("irc", "lam", "toc") are initials: only in capitals
-            conditions.add(s, t_upper if len(s) <= 4 and " " not in s else t)
+            conditions.add(s, _condition_term(label, code, kind, s, upper=len(s) <= 4 and " " not in s))
     for row in _read_tsv("cim10_terms.tsv"):
-        t = Term("condition", row["label"], row["code"], row.get("kind") or "medical", source="cim10")
         if key_of(row["label"]) not in conditions.terms:
-            conditions.add(row["label"], t)
+            conditions.add(row["label"], _condition_term(row["label"], row["code"], row.get("kind") or "medical",
+                                                         row["label"], source="cim10"))
     for row in _read_tsv("abbreviations.tsv"):
         if not row.get("code") and not row.get("expansion"):
             continue
-        upper = row.get("case", "upper") == "upper"
-        t = Term("abbreviation", row["expansion"], row.get("code") or None, row.get("kind") or "medical", upper=upper)
         if row.get("block", "history") != "history":
             continue
-        conditions.add(row["abbr"], t)
+        conditions.add(row["abbr"], _condition_term(row["expansion"], row.get("code") or None,
+                                                    row.get("kind") or "medical", row["abbr"], abbreviation=True,
+                                                    upper=row.get("case", "upper") == "upper"))
 
     drugs = Lexicon()
     for row in _read_tsv("drugs.tsv"):
@@ -185,12 +220,13 @@ def is_upper(text: str, min_letters: int = 1) -> bool:
 
 
 def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: Lexicon,
-               fuzzy: bool = False) -> list[Match]:
+               fuzzy: bool | str = False) -> list[Match]:
     """Longest-first, non-overlapping lexicon matches over token n-grams.
 
     n-grams grow while they are a prefix of some key and never cross a line break or sentence punctuation.
     `upper` terms only match where the original text starts with a capitalised abbreviation. With `fuzzy`,
-    single tokens of 7+ characters not found exactly are compared to the lexicon's single-token keys (OCR noise).
+    single tokens of 7+ characters not found exactly are compared to the lexicon's single-token keys (OCR noise);
+    `fuzzy="strict"` (text layers) asks for a closer word with the same head and ending.
     """
     out: list[Match] = []
     n = len(tokens)
@@ -216,7 +252,7 @@ def find_terms(text: str, folded: str, tokens: list[tuple[str, int, int]], lex: 
             j += 1
         if hit is None and fuzzy and len(tokens[i][0]) >= 7 and not tokens[i][0].isdigit():
             _LEX_BY_ID.setdefault(id(lex), lex)
-            hit = _fuzzy_one(text, tokens[i], lex)
+            hit = _fuzzy_one(text, tokens[i], lex, strict=fuzzy == "strict")
         if hit:
             out.append(hit)
             while i < n and tokens[i][1] < hit.end:
@@ -295,8 +331,8 @@ def _single_keys(lex: Lexicon) -> tuple[str, ...]:
     return keys
 
 
-def _fuzzy_one(text: str, tok: tuple[str, int, int], lex: Lexicon) -> Match | None:
-    found = _fuzzy_key(tok[0], id(lex))
+def _fuzzy_one(text: str, tok: tuple[str, int, int], lex: Lexicon, strict: bool = False) -> Match | None:
+    found = _fuzzy_key(tok[0], id(lex), strict)
     if found is None:
         return None
     k, score = found
@@ -306,12 +342,21 @@ def _fuzzy_one(text: str, tok: tuple[str, int, int], lex: Lexicon) -> Match | No
 _LEX_BY_ID: dict[int, Lexicon] = {}
 
 
+# On a text layer a word near a lexicon key is most often another word ("cervicale" is not "cervicalgie",
+# "péricarde" not "péricardite", "pénicillinase" not "pénicilliose": E3C development set, 2026-11), rarely a
+# typing error ("cholécystectonie"). There a fuzzy match must be closer and keep the word's head and ending.
+FUZZY_CUTOFF = {False: 88, True: 93}
+
+
 @functools.lru_cache(maxsize=65536)
-def _fuzzy_key(token: str, lex_id: int) -> tuple[str, float] | None:
+def _fuzzy_key(token: str, lex_id: int, strict: bool = False) -> tuple[str, float] | None:
     # Cached per word: the same words recur across the pages of a batch.
     from rapidfuzz import fuzz, process
 
-    best = process.extractOne(token, _single_keys(_LEX_BY_ID[lex_id]), scorer=fuzz.ratio, score_cutoff=88)
+    best = process.extractOne(token, _single_keys(_LEX_BY_ID[lex_id]), scorer=fuzz.ratio,
+                              score_cutoff=FUZZY_CUTOFF[strict])
     if not best or best[0][:1] != token[:1]:
+        return None
+    if strict and (best[0][:4] != token[:4] or best[0][-2:] != token[-2:]):
         return None
     return best[0], best[1] / 100

@@ -23,7 +23,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.clinical.lexicon import join_wrapped, Match, find_terms, fold, load_cues, load_lexicons, tokenize
+from extractor.clinical.lexicon import (join_wrapped, Match, find_terms, fold, is_history_type, key_of, load_cues,
+                                       load_lexicons, semantic_rules, tokenize)
 from extractor.clinical.nlp import qualify
 from extractor.clinical.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
@@ -62,7 +63,13 @@ def _patterns() -> dict:
     absence = cues["absence"]
     pos = cues["posology"]
     tr = cues["treatment"]
+    allergy = cues["allergy"]
     return {
+        "adverse_before": [re.compile(p) for p in allergy["adverse_before"]],
+        "stopped_for": re.compile(allergy["stopped_for"]),
+        "intolerance": re.compile(allergy["intolerance"]),
+        "refuted": re.compile(allergy["refuted"]),
+        "unticked_box": re.compile(allergy["unticked_box"]),
         "absence": {b: _phrase_regex(absence[b]) for b in ("history", "allergy", "treatment")},
         "bare": {fold(x) for x in absence["bare"]},
         "dose": [re.compile(p) for p in pos["dose"]],
@@ -77,9 +84,97 @@ def _patterns() -> dict:
         "dates": [re.compile(p, re.MULTILINE) for p in cues["dates"]["patterns"]],
         "surgical_after": re.compile(r"\s*" + _phrase_regex(cues["history"]["surgical_after"]).pattern),
         # A named relative (not the words "famille"/"familial", which titles use).
-        "lab_value": re.compile(cues["lab"]["value_after"]),
+        # match(text, pos) anchors at pos: a leading "^" would only ever match at the start of the page.
+        "lab_value": re.compile(cues["lab"]["value_after"].lstrip("^")),
         "relative": _phrase_regex([w for w in cues["family"]["members"] if not fold(w).startswith("famil")]),
+        "family_pseudo": _phrase_regex(cues["family"]["pseudo"]),
+        **_history_context_patterns(),
     }
+
+
+def _history_context_patterns() -> dict:
+    ctx = semantic_rules()["context"]
+    return {
+        "value_after": re.compile(ctx["value_after"]),
+        "finding_before": _phrase_regex(ctx["finding_before"]),
+        "diagnosis": _phrase_regex(ctx["diagnosis"]),
+        "ruled_out_after": re.compile(ctx["ruled_out_after"]),
+        "place_before": re.compile(ctx["place_before"]),
+        "vaccine_before": re.compile(ctx["vaccine_before"]),
+        "measure_before": re.compile(ctx["measure_before"]),
+        "antecedent": _phrase_regex(ctx["antecedent"]),
+        "own_before": re.compile(ctx["own_before"]),
+        "same_disease_after": re.compile(ctx["same_disease_after"]),
+        "ruled_out_before": re.compile(ctx["ruled_out_before"]),
+        "adjective_forms": {key_of(x) for x in ctx["adjective_forms"]},
+        "adjective_after": {fold(x) for x in ctx["adjective_after"]},
+        "resolved": _phrase_regex(ctx["resolved"]),
+        "family_before": re.compile(ctx["family_before"]),
+        "mixed_before": re.compile(ctx["mixed_before"]),
+    }
+
+
+def _sentence_start(folded: str, start: int) -> int:
+    m = None
+    for m in re.finditer(r"\.(?:\s|$)|\n\s*\n", folded[max(0, start - 400):start]):
+        pass
+    return max(0, start - 400) + m.end() if m else max(0, start - 400)
+
+
+def family_in_prose(folded: str, start: int) -> bool:
+    """The sentence introduces family history before the mention ("Dans ses antécédents familiaux, on note
+    un diabète"); a sentence about personal and family history together does not decide alone."""
+    ss = _sentence_start(folded, start)
+    pats = _patterns()
+    cue = None
+    for cue in pats["family_before"].finditer(folded, ss, start):
+        pass
+    if cue is None or pats["mixed_before"].search(folded, ss, start):
+        return False
+    # The patient becomes the subject again: "(fille lupique et sœur ...) est connue ayant un pemphigus".
+    return not _PATIENT_AGAIN.search(folded, cue.end(), start)
+
+
+_PATIENT_AGAIN = re.compile(r"\b(?:est|etait|a ete)\s+(?:connue?|suivie?|hospitalisee?|porteu(?:r|se))\b|"
+                            r"\b(?:le|la|notre)\s+(?:patiente?|malade)\b|\bpersonnels?\b")
+
+
+# An abbreviation followed by a number that is not an age or a duration ("PR à 0,20", "TCA 32 s", "PTH 1-84").
+_ABBREVIATION_VALUE = re.compile(r"\s*(?:[:=]|a\s|de\s)?\s*\d+(?:[.,]\d+|-\d+)?(?!\d|[.,]\d)(?!\s*(?:ans?|mois|jours?|semaines?)\b)")
+
+# Sections whose body reports what was examined or measured: a condition named there is a finding.
+_FINDING_SECTIONS = ("examen_clinique", "biologie")
+
+
+def history_context(folded: str, sec: Section | None, start: int, end: int, abbreviation: bool = False) -> str | None:
+    """Why a condition mention is not the patient's history, or None when nothing says so.
+
+    "finding": followed by a measured value, or named in an examination / investigation clause or section
+    without a diagnosis or antecedent word in the sentence; "ruled_out": an investigation came back negative
+    or the diagnosis was eliminated; "place": a service or unit ("service de dialyse"); "exposure": a vaccine.
+    """
+    pats = _patterns()
+    lo = max(0, start - 60)
+    if pats["vaccine_before"].search(folded[lo:start]):
+        return "exposure"
+    if pats["place_before"].search(folded[lo:start]):
+        return "place"
+    if pats["measure_before"].search(folded[lo:start]):
+        return "finding"
+    if pats["value_after"].match(folded, end):
+        return "finding"
+    if abbreviation and _ABBREVIATION_VALUE.match(folded, end):
+        return "finding"  # "PR à 0,20", "TCA 1,2", "PTH 1-84": an abbreviation with a value is a measure
+    if pats["ruled_out_after"].match(folded, end) or pats["ruled_out_before"].search(folded[max(0, start - 100):start]):
+        return "ruled_out"
+    cs, ce = _clause_bounds(folded, start, end)
+    if pats["diagnosis"].search(folded, cs, ce):
+        return None
+    if pats["finding_before"].search(folded, cs, start):
+        return "finding"
+    if sec is not None and sec.name in _FINDING_SECTIONS:
+        return "finding"
+    return None
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -161,6 +256,53 @@ def _find_date(folded: str, start: int, end: int) -> str | None:
 _ITEM_SEP = re.compile(r"[,;:\n]")
 
 
+def _written(text: str, span: tuple[int, int] | None) -> str | None:
+    """A span of the page as written, lower case ("Mère" -> "mère")."""
+    return " ".join(text[span[0]:span[1]].split()).lower() if span else None
+
+
+def _relative_of(folded: str, start: int, end: int) -> tuple[int, int] | None:
+    """The relative a family history belongs to: named in its list item, else the last one named before it
+    in the sentence ("Père : IDM", "diabète chez la mère", "sa sœur est suivie pour un lupus")."""
+    pats = _patterns()
+    a, b = _item_bounds(folded, start, end)
+    found = list(pats["relative"].finditer(folded, a, b)) or list(pats["relative"].finditer(folded, _sentence_start(folded, start), start))
+    return found[-1].span() if found else None
+
+
+def _same_disease_relatives(folded: str, end: int, clause_end: int) -> list[tuple[int, int]]:
+    """Relatives said to have the same disease later in the sentence, by anaphora."""
+    m = _patterns()["same_disease_after"].search(folded, end, clause_end + 1)
+    if not m:
+        return []
+    return [r.span() for r in _patterns()["relative"].finditer(folded, m.start(1), m.end(1))]
+
+
+def _qualifies_patient(folded: str, start: int) -> bool:
+    """An adjective form ("diabétique") stands after punctuation, a line start, or a word that lets it
+    qualify the patient ("patient", "connue", "et", another such adjective)."""
+    prev = re.search(r"([a-z]+)[\s']*$", folded[max(0, start - 40):start])
+    if prev is None or re.search(r"[,;:()\-\n.]\s*$", folded[max(0, start - 3):start]):
+        return True
+    return prev.group(1) in _patterns()["adjective_after"]
+
+
+def _witness_family(folded: str, start: int, end: int) -> bool:
+    """The family only witnessed it ("un retard mental a été constaté par la famille"): no relative is named
+    in the sentence besides that phrase."""
+    ss = _sentence_start(folded, start)
+    se = folded.find(". ", end)
+    se = len(folded) if se < 0 else se
+    return bool(_patterns()["family_pseudo"].search(folded, ss, se)) and not _patterns()["relative"].search(folded, ss, se)
+
+
+def _item_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
+    """The list item around a span: from the previous comma, semicolon or line break to the next one."""
+    seps_before = [m.end() for m in _ITEM_SEP.finditer(folded, 0, start) if folded[m.start()] != ":"]
+    after = re.compile(r"[,;\n]|\.(?:\s|$)").search(folded, end)
+    return (seps_before[-1] if seps_before else 0), (after.start() if after else len(folded))
+
+
 def _names_relative(folded: str, start: int, end: int) -> bool:
     """A relative is named in the same list item ("..., père : IDM, ..." or "IDM chez le père")."""
     seps_before = [m.end() for m in _ITEM_SEP.finditer(folded, 0, start) if folded[m.start()] != ":"]
@@ -189,7 +331,31 @@ def _allergy_context(folded: str, sec: Section | None, start: int, end: int) -> 
     if sec is not None and sec.block == "allergy":
         return True
     cs, _ = _clause_bounds(folded, start, end)
-    return bool(_ALLERGY_CUE.search(folded, max(cs, start - 80), start))
+    lo = max(cs, start - 80)
+    if _ALLERGY_CUE.search(folded, lo, start):
+        return True
+    window = folded[lo:start]
+    return any(p.search(window) for p in _patterns()["adverse_before"])
+
+
+def _stopped_for_reaction(folded: str, start: int, end: int) -> re.Match | None:
+    """"Glucantime arrêté à J3 devant des signes d'intolérance": the drug was stopped because of a reaction."""
+    _, ce = _clause_bounds(folded, start, end)
+    return _patterns()["stopped_for"].search(folded, end, min(ce, end + 160))
+
+
+def _refuted(folded: str, start: int, end: int) -> bool:
+    """The allergy was ruled out: tests negative, challenge tolerated, "non confirmée", "éliminée"."""
+    ss = _sentence_start(folded, start)
+    se = folded.find(". ", end)
+    se = len(folded) if se < 0 else se
+    return bool(_patterns()["refuted"].search(folded, ss, se))
+
+
+def _unticked(text: str, folded: str, start: int) -> bool:
+    """An option of a form left unticked ("☐ iode"): it states nothing."""
+    ls = folded.rfind("\n", 0, start) + 1
+    return bool(_patterns()["unticked_box"].search(text[ls:start]))
 
 
 def _posology_line(folded: str, start: int, end: int) -> bool:
@@ -238,25 +404,29 @@ def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None
     return None
 
 
-def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
-    text = page.text
-    if not text or not text.strip():
-        return []
-    lex = load_lexicons()
+@dataclass
+class _PageContext:
+    """What every block's candidate finder reads of one page: the text, its folded twin with wrapped
+    prose joined 1:1 (so clause and cue windows follow sentences), tokens outside boilerplate, sections,
+    and the spans already taken by an earlier block (a span feeds one block only)."""
+
+    record: DocumentRecord
+    page: Page
+    text: str
+    folded: str
+    tokens: list
+    sections: list[Section]
+    taken: list[tuple[int, int]]
+
+    def overlaps(self, m: Match) -> bool:
+        return any(m.start < b and a < m.end for a, b in self.taken)
+
+
+def _absence_candidates(ctx: _PageContext) -> list[_Cand]:
+    """Explicit absence phrasings, then section bodies that are a bare "néant" / "0" / "RAS"."""
     pats = _patterns()
-    # Logical lines: wrapped prose joined (1:1), so clause and stop-cue windows follow sentences.
-    folded = join_wrapped(text, fold(text))
-    tokens = [t for t in tokenize(folded) if not _in_boilerplate(page, t[1], t[2])]
-    sections = find_sections(text)
-    whole_ordonnance = record.doc_type == "ordonnance"
-    is_ocr = page.source == "ocr"
+    folded, page, sections = ctx.folded, ctx.page, ctx.sections
     cands: list[_Cand] = []
-    taken: list[tuple[int, int]] = []
-
-    def overlaps(m: Match) -> bool:
-        return any(m.start < b and a < m.end for a, b in taken)
-
-    # Absences: explicit phrasings, then bare section bodies.
     for block, rx in pats["absence"].items():
         for am in rx.finditer(folded):
             if _in_boilerplate(page, am.start(), am.end()):
@@ -270,20 +440,24 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
                 continue
             mt = Match(am.start(), am.end(), "", ())
             cands.append(_Cand("absence", mt, block, section_at(sections, am.start()), extra={"block": block}))
-            taken.append((am.start(), am.end()))
+            ctx.taken.append((am.start(), am.end()))
     for sec in sections:
-        if sec.block and not any(sec.title_start <= a < sec.end for a, _ in taken):
-            span = _bare_absence(text, folded, sec)
+        if sec.block and not any(sec.title_start <= a < sec.end for a, _ in ctx.taken):
+            span = _bare_absence(ctx.text, folded, sec)
             if span:
                 mt = Match(span[0], span[1], "", ())
                 cands.append(_Cand("absence", mt, sec.block, sec, extra={"block": sec.block}))
-                taken.append((sec.title_start, span[1]))
+                ctx.taken.append((sec.title_start, span[1]))
+    return cands
 
-    # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
-    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not overlaps(m)]
-    allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not overlaps(m)]
+
+def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen_matches: list[Match]) -> list[_Cand]:
+    """Drugs that are treatments. A drug in an allergy context is handed to the allergies instead
+    (appended to `allergen_matches`)."""
+    pats = _patterns()
+    text, folded, sections = ctx.text, ctx.folded, ctx.sections
+    whole_ordonnance = ctx.record.doc_type == "ordonnance"
     allergen_spans = {(m.start, m.end) for m in allergen_matches}
-
     tr_drugs: list[tuple[Match, Section | None]] = []
     for m in drug_matches:
         sec = section_at(sections, m.start)
@@ -308,6 +482,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
             continue
         tr_drugs.append((m, sec))
+    cands: list[_Cand] = []
     for i, (m, sec) in enumerate(tr_drugs):
         term = m.terms[0]
         prev_end = tr_drugs[i - 1][0].end if i else 0
@@ -320,57 +495,126 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             conf -= 0.15
         cands.append(_Cand("treatment", m, term.label, sec, code=term.code, brand=term.brand if term.kind == "brand" else None,
                            confidence=conf, extra={**details, "status": status}))
-        taken.append((m.start, m.end))
+        ctx.taken.append((m.start, m.end))
+    return cands
 
-    # Allergies.
-    reactions = find_terms(text, folded, tokens, lex["reactions"])
-    for m in sorted(allergen_matches, key=lambda x: x.start):
-        if overlaps(m):
+
+def _allergy_kind(folded: str, sec: Section | None, m: Match, lo: int) -> str:
+    """intolerance when the words say so before the allergen (or the section title is an intolerance one)."""
+    pats = _patterns()
+    if _INTOL_CUE.search(folded, max(lo, m.start - 60), m.start) or pats["intolerance"].search(folded, max(lo, m.start - 80), m.start):
+        return "intolerance"
+    if sec is not None and sec.block == "allergy" and not _ALLERGY_CUE.search(folded, lo, m.start) \
+            and _INTOL_CUE.search(folded, sec.title_start, sec.title_end) and "allerg" not in folded[sec.title_start:sec.title_end]:
+        return "intolerance"
+    return "allergy"
+
+
+def _bracket_members(ctx: _PageContext, m: Match, matches: list[Match]) -> tuple[list[Match], int]:
+    """The allergens or drugs named in brackets right after a class ("AINS (ibuprofène, kétoprofène)"),
+    and where the brackets close."""
+    folded = ctx.folded
+    rest = folded[m.end:m.end + 4]
+    if not re.match(r"\s*\(", rest):
+        return [], m.end
+    open_at = folded.index("(", m.end)
+    close = folded.find(")", open_at)
+    if close < 0 or close - open_at > 160:
+        return [], m.end
+    inside = [x for x in matches if open_at < x.start and x.end <= close]
+    return (inside, close) if inside else ([], m.end)
+
+
+_LIST_GAP = re.compile(r"\s*(?:,|et|ou|/)\s*(?:(?:les?|la|l'|aux?|des?|du)\s*)?")
+
+
+def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reactions: list[Match],
+                        stopped_for_reaction: list[Match] = ()) -> list[_Cand]:
+    """Allergens in an allergy section or clause, with kind (allergy / intolerance), reaction, members of a
+    class named in brackets, and `refuted` when tests or a challenge ruled the allergy out. Drugs stopped
+    because of a reaction (`stopped_for_reaction`) are allergies too, while staying stopped treatments."""
+    text, folded, sections = ctx.text, ctx.folded, ctx.sections
+    cands: list[_Cand] = []
+    adr = {(x.start, x.end) for x in stopped_for_reaction}
+    pool = sorted([*allergen_matches, *[x for x in stopped_for_reaction if (x.start, x.end) not in
+                                        {(a.start, a.end) for a in allergen_matches}]], key=lambda x: x.start)
+    consumed: set[tuple[int, int]] = set()
+    for m in pool:
+        if (m.start, m.end) in consumed:
+            continue
+        is_adr = (m.start, m.end) in adr
+        if ctx.overlaps(m) and not is_adr:
             continue
         sec = section_at(sections, m.start)
-        if not _allergy_context(folded, sec, m.start, m.end):
+        # The next item of a list the cue governs: "toxicité aux statines et fibrates".
+        listed = bool(cands) and cands[-1].match.end <= m.start and _LIST_GAP.fullmatch(folded, cands[-1].match.end, m.start)
+        if not is_adr and not listed and not _allergy_context(folded, sec, m.start, m.end):
             continue
+        if _unticked(text, folded, m.start):
+            continue  # "☐ iode": a form's option nobody ticked
         term = m.terms[0]
         cs, ce = _clause_bounds(folded, m.start, m.end)
         lo = cs if sec is None or sec.block != "allergy" else max(cs, sec.start)
-        kind = "intolerance" if _INTOL_CUE.search(folded, max(lo, m.start - 60), m.start) else "allergy"
-        if sec is not None and sec.block == "allergy" and not _ALLERGY_CUE.search(folded, lo, m.start) \
-                and _INTOL_CUE.search(folded, sec.title_start, sec.title_end) and "allerg" not in folded[sec.title_start:sec.title_end]:
-            kind = "intolerance"
+        kind = _allergy_kind(folded, sec, m, lo)
+        if is_adr:
+            stop = _stopped_for_reaction(folded, m.start, m.end)
+            kind = "intolerance" if stop and _patterns()["intolerance"].search(stop.group(0)) else "allergy"
+        members, close = _bracket_members(ctx, m, pool)
+        for x in members:
+            consumed.add((x.start, x.end))
         reaction = None
         line_end = _line_bounds(folded, m.start, m.end)[1]
         for r in reactions:
-            if m.end <= r.start <= min(line_end, m.end + 60) and not re.search(r"[;\n]", folded[m.end:r.start]):
-                nxt = [a for a in allergen_matches if m.end <= a.start < r.start]
+            if close <= r.start <= min(line_end, close + 60) and not re.search(r"[;\n]", folded[close:r.start]):
+                nxt = [a for a in pool if close <= a.start < r.start]
                 if not nxt:
                     reaction = r.terms[0].label
                     break
         conf = 0.9 if (sec is not None and sec.block == "allergy") else 0.8
         cands.append(_Cand("allergy", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
-                           extra={"reaction": reaction}))
-        taken.append((m.start, m.end))
+                           extra={"reaction": reaction, "members": [x.terms[0].label for x in members],
+                                  "verification": "refuted" if _refuted(folded, m.start, m.end) else None}))
+        if not is_adr:
+            ctx.taken.append((m.start, max(m.end, close if members else m.end)))
+    return cands
 
-    # History.
-    for m in find_terms(text, folded, tokens, lex["conditions"], fuzzy=True):
-        if overlaps(m):
+
+def _history_candidates(ctx: _PageContext, condition_matches: list[Match]) -> list[_Cand]:
+    """Conditions and procedures outside allergy and treatment contexts, with kind, code and date."""
+    folded, sections = ctx.folded, ctx.sections
+    cands: list[_Cand] = []
+    for m in condition_matches:
+        if ctx.overlaps(m):
             continue
-        before = folded[max(0, m.start - 6):m.start]
+        before = folded[max(0, m.start - 8):m.start]
         if re.search(r"\d[ \t]*$|\d-$", before):
             continue  # "2 gouttes", "3 x", "25-OH" (a lab analyte, not alcohol)
-        if re.search(r"(?:post|anti|pre|peri)-$", before):
-            continue  # "BPCO post-tabagique": the prefix makes another word
+        if re.search(r"(?:post|anti|pre|peri|pseudo|para)-$", before):
+            continue  # "BPCO post-tabagique", "pseudo-polyarthrite": the prefix makes another word
         sec = section_at(sections, m.start)
         if sec is not None and sec.block in ("allergy", "treatment"):
             continue
         if _allergy_context(folded, sec, m.start, m.end):
             continue
         term = m.terms[0]
+        if not is_history_type(term.semantic):
+            continue  # a symptom, sign, finding, risk factor or exposure is never a history on its own
+        if m.key in _patterns()["adjective_forms"] and not _qualifies_patient(folded, m.start):
+            continue  # "pontage coronarien", "pied diabétique": the adjective qualifies another noun
+        in_history_section = sec is not None and sec.block == "history"
+        if not in_history_section and history_context(folded, sec, m.start, m.end, term.category == "abbreviation"):
+            continue
+        cs, ce = _clause_bounds(folded, m.start, m.end)
+        antecedent_cue = bool(_patterns()["antecedent"].search(folded, _sentence_start(folded, m.start), ce))
+        if term.semantic == "procedure" and not in_history_section and not antecedent_cue \
+                and not _find_date(folded, m.start, m.end):
+            continue  # an act of the reported stay, not a past operation
         if sec is not None and sec.block == "history":
             conf = 0.9
         elif sec is not None and sec.name in ("conclusion", "histoire_maladie"):
             conf = 0.75
         elif sec is None:
-            conf = 0.7
+            conf = 0.8 if antecedent_cue else 0.7
         else:
             conf = 0.55
         if term.source == "cim10":
@@ -383,9 +627,42 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             kind, code = "surgical", None  # "hernie inguinale opérée": the operation, not the disease's code
         elif sec is not None and sec.kind == "surgical":
             kind = "surgical"
+        window = folded[max(0, m.start - 50):m.start]
+        own = bool(_patterns()["own_before"].search(window)) and not _patterns()["relative"].search(window)
+        if kind != "surgical":
+            for relative in _same_disease_relatives(folded, m.end, ce):
+                cands.append(_Cand("history", m, term.label, sec, code=code, kind="family", confidence=conf * 0.9,
+                                   extra={"family": True, "relative": relative}))
         cands.append(_Cand("history", m, term.label, sec, code=code, kind=kind, confidence=conf,
-                           extra={"date": _find_date(folded, m.start, m.end)}))
-        taken.append((m.start, m.end))
+                           extra={"date": _find_date(folded, m.start, m.end),
+                                  "clinical_status": "resolved" if _patterns()["resolved"].search(folded, *_item_bounds(folded, m.start, m.end)) else None,
+                                  "own": own}))
+        ctx.taken.append((m.start, m.end))
+    return cands
+
+
+def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
+    text = page.text
+    if not text or not text.strip():
+        return []
+    lex = load_lexicons()
+    # Logical lines: wrapped prose joined (1:1), so clause and stop-cue windows follow sentences.
+    folded = join_wrapped(text, fold(text))
+    tokens = [t for t in tokenize(folded) if not _in_boilerplate(page, t[1], t[2])]
+    ctx = _PageContext(record, page, text, folded, tokens, find_sections(text), [])
+    is_ocr = page.source == "ocr"
+
+    cands = _absence_candidates(ctx)
+    # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
+    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not ctx.overlaps(m)]
+    allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not ctx.overlaps(m)]
+    stopped_for_reaction = [m for m in drug_matches if _stopped_for_reaction(folded, m.start, m.end)]
+    cands += _treatment_candidates(ctx, drug_matches, allergen_matches)
+    cands += _allergy_candidates(ctx, allergen_matches, find_terms(text, folded, tokens, lex["reactions"]),
+                                 stopped_for_reaction)
+    # Fuzzy matching is for OCR noise; on a text layer only a close misspelling is taken (lexicon.FUZZY_CUTOFF).
+    cands += _history_candidates(ctx, find_terms(text, folded, tokens, lex["conditions"],
+                                                 fuzzy=True if is_ocr else "strict"))
 
     qual_idx = [i for i, c in enumerate(cands) if c.category != "absence"]
     quals = qualify(text, [(cands[i].match.start, cands[i].match.end) for i in qual_idx])
@@ -400,6 +677,14 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
         if c.section is not None and c.section.kind == "mixed":
             # The title itself says "familiaux": only a named relative makes the item family history.
             fam = _names_relative(folded, m.start, m.end)
+        if extra.get("family"):
+            fam, neg, hyp = True, False, False  # a relative named by anaphora ("dont la mère ... la même maladie")
+        elif extra.get("own") and not in_family_section:
+            fam, hyp = False, False  # "suivie pour", "antécédent de": the patient's own, stated as such
+        elif c.category == "history" and not in_family_section and family_in_prose(folded, m.start):
+            fam = True
+        elif fam and not in_family_section and _witness_family(folded, m.start, m.end):
+            fam = False
         family = (fam or in_family_section) and c.category == "history"
         kind = c.kind
         if c.category == "history" and family:
@@ -415,8 +700,13 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             start=m.start, end=m.end, snippet=snippet_of(text, m.start, m.end, folded),
             section=c.section.name if c.section else None, code=c.code, kind=kind, date=extra.get("date"),
             reaction=extra.get("reaction"), brand=c.brand, dose=extra.get("dose"), frequency=extra.get("frequency"),
-            route=extra.get("route"), status=extra.get("status"), negated=neg and c.category != "absence",
+            # A refuted allergy is written with negative words ("non confirmée"): the refutation is what it says.
+            route=extra.get("route"), status=extra.get("status"),
+            negated=neg and c.category != "absence" and extra.get("verification") != "refuted",
             hypothetical=hyp, family=family, ocr=is_ocr, confidence=round(max(0.0, min(1.0, conf)), 3),
+            verification=extra.get("verification"), members=extra.get("members") or [],
+            clinical_status=extra.get("clinical_status"),
+            relative=_written(text, extra.get("relative") or _relative_of(folded, m.start, m.end)) if family else None,
         ))
     out.sort(key=lambda x: x.start)
     return out
