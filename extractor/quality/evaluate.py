@@ -443,7 +443,9 @@ def _pred_modality(entry: Entry) -> Modality:
 
 
 def _kept(entries: Iterable[Entry]) -> list:
-    return [e for e in entries if not (e.review and e.review.status == "rejected")]
+    """What the synthesis asserts: rejected entries and refuted (de-labelled) allergies assert nothing."""
+    return [e for e in entries if not (e.review and e.review.status == "rejected")
+            and getattr(e, "verification", None) != "refuted"]
 
 
 def _inversions(keys: Sequence) -> int:
