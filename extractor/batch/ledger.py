@@ -20,6 +20,11 @@ Tables
 - document_text(run_id, dossier_id, path, page, text): only with --store-text.
   Column added at the end: files (JSON [[path, size, mtime_ns, sha256], ...]), the files that run
   saw: size + mtime_ns unchanged means the sha256 is reused without reading the file again.
+- reviews(reviewed_at, reviewer, dossier_id, block, entry_id, action, before, after, run_id,
+  sha256_before, sha256_after): the audit trail of the review page (`synthese review`), one row per
+  decision. action: validate, correct, reject, add, block_status, validate_dossier, undo; before and
+  after are the entry (or block status, or file status) as JSON; run_id the run whose synthese.json
+  the reviewer saw; sha256_* those of synthese.json around the decision.
 
 Views
 - dossier_latest: the most recent row of `dossiers` for each dossier.
@@ -63,7 +68,13 @@ SCHEMA = [
         SELECT d.* FROM dossiers d JOIN runs r USING (run_id)
         QUALIFY row_number() OVER (PARTITION BY d.dossier_id ORDER BY r.started_at DESC) = 1""",
     "ALTER TABLE dossier_state ADD COLUMN IF NOT EXISTS files VARCHAR",
+    """CREATE TABLE IF NOT EXISTS reviews (
+        reviewed_at TIMESTAMPTZ, reviewer VARCHAR, dossier_id VARCHAR, block VARCHAR, entry_id VARCHAR,
+        action VARCHAR, before VARCHAR, after VARCHAR, run_id VARCHAR, sha256_before VARCHAR,
+        sha256_after VARCHAR)""",
 ]
+REVIEW_COLUMNS = ("reviewed_at", "reviewer", "dossier_id", "block", "entry_id", "action", "before", "after",
+                  "run_id", "sha256_before", "sha256_after")
 
 # Documents that carry medical content; an administrative paper alone leaves a dossier "empty".
 MEDICAL_DOC_TYPES = {"compte_rendu", "ordonnance", "courrier", "consultation", "operatoire", "biologie"}
@@ -108,6 +119,10 @@ def dossier_facts(synthesis: Synthesis) -> dict:
     }
 
 
+class LedgerBusy(CouldNotRun):
+    """Another process holds the ledger (duckdb allows one writer process): wait and try again."""
+
+
 class Ledger:
     """An open ledger. Use as a context manager; one writer process at a time (the batch lock ensures it)."""
 
@@ -120,6 +135,11 @@ class Ledger:
                 for stmt in SCHEMA:
                     self.con.execute(stmt)
         except duckdb.Error as e:
+            if "lock" in str(e).lower():
+                raise LedgerBusy(
+                    f"the ledger {path} is in use by another process (a `synthese run`, or another writer); "
+                    f"try again when it has finished"
+                ) from e
             raise CouldNotRun(
                 f"the ledger {path} cannot be opened ({type(e).__name__}); if it is damaged, "
                 f"move it away and run `synthese ledger rebuild ROOT` to rebuild it from the synthese.json files"
@@ -250,3 +270,25 @@ class Ledger:
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
+
+    def record_reviews(self, rows: list[dict]) -> None:
+        """Append review decisions (dicts keyed by REVIEW_COLUMNS) to `reviews`, in one transaction."""
+        if not rows:
+            return
+        cols = ", ".join(REVIEW_COLUMNS)
+        marks = ", ".join("?" for _ in REVIEW_COLUMNS)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.executemany(f"INSERT INTO reviews ({cols}) VALUES ({marks})",
+                                 [[row.get(c) for c in REVIEW_COLUMNS] for row in rows])
+            self.con.execute("COMMIT")
+        except BaseException:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+
+    def latest_run_ids(self) -> dict[str, str]:
+        """dossier_id -> the run that last wrote its synthese.json (from `dossier_state`)."""
+        return {r[0]: r[1] for r in self.con.execute("SELECT dossier_id, run_id FROM dossier_state").fetchall()}
