@@ -55,7 +55,7 @@
       case "r": if (!item || !submit("form.reject", item)) handled = false; break;
       case "c":
         var d = item && item.querySelector("details.correct");
-        if (d) { d.open = true; var f = d.querySelector("input, select"); if (f) f.focus(); } else handled = false;
+        if (d) { d.open = true; var f = d.querySelector("input:not([type=hidden]), select"); if (f) { f.focus(); if (f.setSelectionRange) f.setSelectionRange(f.value.length, f.value.length); } } else handled = false;
         break;
       case "V": handled = submit("#validate-dossier"); break;
       case "u": handled = submit("#undo"); break;
