@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -102,6 +103,34 @@ def test_requests_without_the_token_are_refused(server):
         assert page.request.get(server + f"/?t={TOKEN}").status == 200
 
 
+def test_keystrokes_and_page_loads_to_validate_a_typical_dossier(root, server):
+    """The ergonomics figure of the README: from the queue to a validated P0001 (10 entries, 2 conflicts)
+    with the keyboard only, each entry looked at and validated: o, then v per entry, then V."""
+    entries = sum(len(load(root, "P0001")[b]) for b in ("history", "allergies", "treatments"))
+    with browser_page() as page:
+        loads = []
+        page.on("load", lambda p: loads.append(p.url))
+        page.goto(f"{server}/?t={TOKEN}&r=Dr%20Mesure")
+        keys = 0
+        assert page.locator("tr.row.current td:first-child").inner_text() == "P0001"  # conflicts first
+        with page.expect_navigation():
+            page.keyboard.press("o")
+        keys += 1
+        while page.locator("article.entry.pending").count():
+            with page.expect_navigation():
+                page.keyboard.press("v")
+            keys += 1
+        with page.expect_navigation():
+            page.keyboard.press("V")
+        keys += 1
+        assert page.outside_requests == []
+    data = load(root, "P0001")
+    assert data["status"] == "validated" and data["review"]["by"] == "Dr Mesure"
+    assert all(e["review"]["status"] == "validated" for b in ("history", "allergies", "treatments") for e in data[b])
+    assert keys == entries + 2 and len(loads) == entries + 3
+    print(f"\nP0001: {entries} entries, {keys} keystrokes, {len(loads)} page loads (queue included)")
+
+
 def test_review_a_dossier_end_to_end(root, server):
     ocr_entry = entry(load(root, "P0004"), "treatments", "ézétimibe")
     assert ocr_entry["sources"][0]["ocr"] and ocr_entry["sources"][0]["boxes"]
@@ -111,7 +140,8 @@ def test_review_a_dossier_end_to_end(root, server):
         assert "Relecture des synthèses" in page.content()
         rows = page.locator("tr.row td:first-child").all_inner_texts()
         assert set(rows) == {"P0001", "P0004", "P0006"}
-        assert rows.index("P0001") < rows.index("P0006")  # conflicts first, a dossier with nothing last
+        # Still to review first, a finding from a scan before a dossier with nothing; validated last.
+        assert rows == ["P0004", "P0006", "P0001"]
         page.fill("input[name=r]", "Dr Test")
         page.click("text=Enregistrer le nom")
         page.click("a:text-is('P0004')")
@@ -136,6 +166,10 @@ def test_review_a_dossier_end_to_end(root, server):
         page.wait_for_selector(f"#e-{first_id}.state-validated")
         assert "Entrée validée." in page.content()
         assert page.locator("article.entry.current").get_attribute("data-id") != first_id  # on to the next
+        if os.environ.get("SYNTHESE_SCREENSHOT"):  # the README's picture: SYNTHESE_SCREENSHOT=docs/review.png
+            page.set_viewport_size({"width": 1200, "height": 1300})
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=os.environ["SYNTHESE_SCREENSHOT"])
 
         # Correct a dose: c opens the form of the focused entry; j/k move the focus.
         losartan = entry(load(root, "P0004"), "treatments", "losartan")
@@ -297,3 +331,37 @@ def test_the_static_page_opens_offline_and_shows_the_same_entries(root, server):
     proc = run_cli("run", str(root), "--workers", "1", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not [w for w in load(root, "P0004")["warnings"] if "synthese.html" in (w["document"] or "")]
+
+
+def test_a_busy_ledger_never_loses_the_decision(tmp_path):
+    """duckdb allows one writer process: while another holds the ledger (a nightly run), a decision is
+    written to synthese.json at once and its audit row waits, then reaches the ledger when it is free."""
+    from extractor.review.decisions import Decision, Reviews
+    from extractor.review.dossiers import load as load_dossier
+
+    dossier = tmp_path / "D1"
+    dossier.mkdir()
+    (dossier / "synthese.json").write_text(json.dumps({
+        "dossier_id": "D1", "generated_at": "2026-01-01T00:00:00Z", "extractor_version": "t",
+        "allergies": [{"id": "a-1", "substance": "pénicilline", "confidence": 0.9}], "allergy_status": "known"}))
+    ledger = tmp_path / ".synthese" / "ledger.duckdb"
+    reviews_ = Reviews(ledger)  # creates the ledger and its reviews table
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()"),
+        str(ledger)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        etag = load_dossier("D1", dossier).etag
+        reviews_.decide("D1", dossier, etag, Decision("validate", "allergies", "a-1"), "Dr Busy")
+        assert load(tmp_path, "D1")["allergies"][0]["review"]["by"] == "Dr Busy"
+        assert len(reviews_.pending) == 1 and "occupé" in reviews_.ledger_message
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert reviews_.flush() and reviews_.pending == [] and reviews_.ledger_message is None
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        assert con.execute("SELECT reviewer, dossier_id, entry_id, action FROM reviews").fetchall() == \
+            [("Dr Busy", "D1", "a-1", "validate")]
+    finally:
+        con.close()
