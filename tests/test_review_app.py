@@ -365,3 +365,13 @@ def test_a_busy_ledger_never_loses_the_decision(tmp_path):
             [("Dr Busy", "D1", "a-1", "validate")]
     finally:
         con.close()
+    # A lost ledger rebuilt from the files gets the decision back in its audit trail.
+    from extractor.batch.rebuild import rebuild_ledger
+
+    assert rebuild_ledger(tmp_path, ledger) == 1
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        assert con.execute("SELECT reviewer, dossier_id, entry_id, action FROM reviews").fetchall() == \
+            [("Dr Busy", "D1", "a-1", "validate")]
+    finally:
+        con.close()

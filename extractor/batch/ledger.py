@@ -119,6 +119,33 @@ def dossier_facts(synthesis: Synthesis) -> dict:
     }
 
 
+_ACTION_OF_STATUS = {"validated": "validate", "edited": "correct", "rejected": "reject", "added": "add"}
+
+
+def review_rows(synthesis: Synthesis) -> list[dict]:
+    """Audit rows rebuilt from the decisions a synthese.json holds (for `ledger rebuild`): who, when and
+    what each reviewed entry, block or file became. `before` is only what `review.original` kept of it;
+    the sha256 columns stay empty (unknown)."""
+    rows = []
+
+    def row(review, block, entry_id, action, after):
+        rows.append({"reviewed_at": review.at, "reviewer": review.by, "dossier_id": synthesis.dossier_id,
+                     "block": block, "entry_id": entry_id, "action": action,
+                     "before": json.dumps({"original": getattr(review, "original", None)}, ensure_ascii=False),
+                     "after": json.dumps(after, ensure_ascii=False, default=str), "run_id": review.run_id})
+
+    for attr, block in (("history", "history"), ("allergies", "allergy"), ("treatments", "treatment")):
+        for e in getattr(synthesis, attr):
+            if e.review is not None:
+                row(e.review, block, e.id, _ACTION_OF_STATUS.get(e.review.status, e.review.status),
+                    e.model_dump(mode="json"))
+    for block, r in synthesis.block_reviews.items():
+        row(r, block, None, "block_status", {"status": r.status})
+    if synthesis.review is not None:
+        row(synthesis.review, None, None, "validate_dossier", {"status": synthesis.status})
+    return rows
+
+
 class LedgerBusy(CouldNotRun):
     """Another process holds the ledger (duckdb allows one writer process): wait and try again."""
 

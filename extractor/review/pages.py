@@ -79,6 +79,18 @@ def document_path(folder: Path, doc: DocumentInfo) -> Path:
     return path
 
 
+def _band(boxes, width: int, height: int) -> tuple[int, int, int, int]:
+    """A window around the boxes, about half the page wide and a sixth high, inside the page: the
+    words around a finding stay legible in a thumbnail."""
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    w = min(width, max(width * 0.55, right - left + width * 0.1))
+    h = min(height, max(height * 0.14, bottom - top + height * 0.06))
+    x = min(max(0.0, (left + right) / 2 - w / 2), width - w)
+    y = min(max(0.0, (top + bottom) / 2 - h / 2), height - h)
+    return int(x), int(y), int(x + w), int(y + h)
+
+
 class PageImages:
     """Renders page images with boxes; caches in memory only."""
 
@@ -158,6 +170,10 @@ class PageImages:
             return hit
         image, _, _ = self._base(folder, doc, source.page, source.ocr)
         boxes = self.boxes(folder, doc, source)
+        if crop and boxes:
+            x0, y0, x1, y1 = _band(boxes, image.width, image.height)
+            image = image.crop((x0, y0, x1, y1))
+            boxes = [(a - x0, b - y0, c - x0, d - y0) for a, b, c, d in boxes]
         # Scale first, draw after: compositing a 300 dpi page costs ~1 s, a thumbnail a few ms.
         k = min(1.0, width / image.width)
         out = image if k == 1.0 else image.resize((width, max(1, round(image.height * k))), Image.Resampling.BILINEAR)
@@ -171,10 +187,6 @@ class PageImages:
             draw.rectangle((left - pad, top - pad, right + pad, bottom + pad), fill=HIGHLIGHT, outline=OUTLINE,
                            width=line)
         out = Image.alpha_composite(out, overlay).convert("RGB")
-        if crop and boxes:
-            top = max(0, min(b[1] for b in boxes) - out.height * 0.12)
-            bottom = min(out.height, max(b[3] for b in boxes) + out.height * 0.12)
-            out = out.crop((0, int(top), out.width, int(bottom)))
         buf = io.BytesIO()
         out.save(buf, "JPEG", quality=82)
         data = buf.getvalue()
