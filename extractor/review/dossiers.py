@@ -2,10 +2,13 @@
 and the view of it the queue and the dossier page show (states, order, words a doctor reads)."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import html
+import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from extractor.config import OUTPUT_NAME
@@ -13,6 +16,7 @@ from extractor.documents.ingest import discover_dossiers
 from extractor.review import labels as L
 from models.synthesis import Synthesis
 
+RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
 # An entry still proposed below this confidence, or read from a scan, needs a closer look: it sorts
 # the dossier before the others in the queue and is flagged on the dossier page.
 LOW_CONFIDENCE = 0.8
@@ -144,24 +148,38 @@ def _fold_chars(text: str) -> str:
 
 
 def highlight(snippet: str, terms: list[str]) -> str:
-    """The snippet as HTML with the first of `terms` found in it marked (accents and case ignored)."""
+    """The snippet as HTML with the first of `terms` found in it, as a whole word, marked (accents and
+    case ignored)."""
     folded = _fold_chars(snippet)
     for term in terms:
         if not term or len(term) < 2:
             continue
         t = _fold_chars(term)
-        i = folded.find(t)
-        if i >= 0:
-            return (html.escape(snippet[:i]) + "<mark>" + html.escape(snippet[i:i + len(t)]) + "</mark>"
-                    + html.escape(snippet[i + len(t):]))
+        m = re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", folded)
+        if m:
+            i, j = m.span()
+            return (html.escape(snippet[:i]) + "<mark>" + html.escape(snippet[i:j]) + "</mark>"
+                    + html.escape(snippet[j:]))
     return html.escape(snippet)
+
+
+@lru_cache(maxsize=1)
+def _abbreviations() -> dict[str, list[str]]:
+    """Folded label -> its abbreviations (rules/abbreviations.tsv): "EP" is how a letter writes
+    "embolie pulmonaire", so that is what the snippet shows."""
+    out: dict[str, list[str]] = {}
+    path = RULES_DIR / "abbreviations.tsv"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    for row in csv.DictReader(lines, delimiter="\t"):
+        out.setdefault(_fold_chars(row["expansion"]), []).append(row["abbr"])
+    return out
 
 
 def _terms(attr: str, entry) -> list[str]:
     main = getattr(entry, L.LABEL_FIELD[attr])
     extra = [getattr(entry, "brand", None)] + list(getattr(entry, "members", []) or [])
     words = sorted((w for w in main.split() if len(w) >= 4), key=len, reverse=True)
-    return [main, *[e for e in extra if e], *words]
+    return [main, *[e for e in extra if e], *_abbreviations().get(_fold_chars(main), []), *words]
 
 
 def source_view(s, i: int, documents: dict, terms: list[str]) -> dict:
