@@ -333,6 +333,18 @@ def test_the_static_page_opens_offline_and_shows_the_same_entries(root, server):
     assert not [w for w in load(root, "P0004")["warnings"] if "synthese.html" in (w["document"] or "")]
 
 
+def test_the_forms_work_without_javascript(root, server):
+    with browser_page(java_script_enabled=False) as page:
+        page.goto(f"{server}/d/P0006?t={TOKEN}&r=Dr%20Sans%20JS")
+        page.click("#block-treatment button:has-text('pas d')")  # confirm: no information
+        assert "Statut du bloc enregistré." in page.content()
+        assert page.url.split("?")[0].endswith("/d/P0006")
+        assert page.outside_requests == []
+    data = load(root, "P0006")
+    assert data["block_reviews"]["treatment"]["status"] == "unknown"
+    assert data["block_reviews"]["treatment"]["by"] == "Dr Sans JS"
+
+
 def test_a_busy_ledger_never_loses_the_decision(tmp_path):
     """duckdb allows one writer process: while another holds the ledger (a nightly run), a decision is
     written to synthese.json at once and its audit row waits, then reaches the ledger when it is free."""

@@ -174,15 +174,17 @@ def create_app(root: Path, token: str, reviewer: str | None = None, ledger: Path
             return PlainTextResponse("dossier inconnu", status_code=404, headers=HEADERS)
         q = request.query_params
         s = load(key, folder).synthesis
+        block, ref = q.get("b", ""), q.get("e", "")
         try:
-            if q.get("b") == "conflicts":
-                sources = s.conflicts[int(q.get("e", "-1"))].sources
+            if block == "conflicts":
+                sources = s.conflicts[_index(ref, len(s.conflicts))].sources
+            elif block in L.BLOCKS:
+                sources = next(e for e in getattr(s, block) if e.id == ref).sources
             else:
-                entry = next(e for e in getattr(s, q.get("b", ""), []) if e.id == q.get("e") and q.get("b") in L.BLOCKS)
-                sources = entry.sources
-            source = sources[int(q.get("s", "0"))]
+                raise ValueError(block)
+            source = sources[_index(q.get("s", "0"), len(sources))]
             doc = next(d for d in s.documents if d.path == source.document)
-        except (StopIteration, IndexError, ValueError, TypeError):
+        except (StopIteration, IndexError, ValueError):
             return PlainTextResponse("source inconnue", status_code=404, headers=HEADERS)
         full = q.get("full") == "1"
         try:
@@ -213,6 +215,14 @@ def create_app(root: Path, token: str, reviewer: str | None = None, ledger: Path
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reviews = reviews
     return TokenGate(app, token)
+
+
+def _index(text: str, size: int) -> int:
+    """A list index from a query parameter, in range (no negative index from the outside)."""
+    i = int(text)
+    if not 0 <= i < size:
+        raise IndexError(i)
+    return i
 
 
 NOTICES = {

@@ -279,6 +279,8 @@ class Reviews:
 
     def undo(self, key: str, folder: Path, etag: str, reviewer: str) -> Applied:
         """Undo the last decision taken on this dossier in this session, if what it wrote is still there."""
+        if not reviewer:
+            raise BadDecision("Indiquez votre nom de relecteur avant de décider.")
         item = next((u for u in reversed(self.undo_stack) if u["key"] == key), None)
         if item is None:
             raise BadDecision("Rien à annuler sur ce dossier.")
