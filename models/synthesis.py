@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from models.document import AllergyKind, Box, DocType, DocumentKind, HistoryKind, TreatmentStatus
 
-SCHEMA_VERSION = "1.1"  # 1.1: clinical_status, verification, members, in_stay, stop_reason (keys added only)
+SCHEMA_VERSION = "1.2"  # 1.1: clinical_status, verification, members, in_stay, stop_reason; 1.2: review on the
+# file, block_reviews, review.original and review.run_id, review status "added" (keys and values added only)
 
 BlockStatus = Literal["known", "none_known", "unknown"]
 ClinicalStatus = Literal["active", "resolved"]

@@ -77,17 +77,35 @@ def needs_attention(entry) -> bool:
     return entry.confidence < LOW_CONFIDENCE or any(s.ocr for s in entry.sources)
 
 
+def _decided_since(review, synthesis: Synthesis) -> bool:
+    """A decision taken after the run that wrote this synthesis (so with its conflicts in view).
+    A review without a date (written by hand) counts as one."""
+    if review is None:
+        return False
+    if review.at is None:
+        return True
+    at, generated = review.at, synthesis.generated_at
+    if (at.tzinfo is None) != (generated.tzinfo is None):
+        at, generated = at.replace(tzinfo=None), generated.replace(tzinfo=None)
+    return at >= generated
+
+
 def open_conflicts(synthesis: Synthesis) -> list[int]:
-    """Indexes of the conflicts no decision has settled yet (an entry or block reviewed since)."""
+    """Indexes of the conflicts no decision has settled yet: a conflict on an entry is settled by a
+    decision on that entry taken since the run found it; one on a block, by a decision on the block
+    (or, for a block the reviewer had declared empty, by their keeping one of its new entries)."""
     entries = {e.id: e for attr in L.BLOCKS for e in getattr(synthesis, attr)}
     out = []
     for i, c in enumerate(synthesis.conflicts):
-        e = entries.get(c.entry) if c.entry else None
-        if e is not None and e.review is not None and c.kind != "validated_disagreement":
-            continue
-        if c.entry is None and c.kind != "validated_disagreement" and c.block in synthesis.block_reviews:
-            continue
-        out.append(i)
+        if c.entry is not None:
+            e = entries.get(c.entry)
+            settled = e is None or _decided_since(e.review, synthesis)
+        else:
+            reviewed = synthesis.block_reviews.get(c.block)
+            settled = (_decided_since(reviewed, synthesis) if c.kind != "validated_disagreement"
+                       else reviewed is None or _decided_since(reviewed, synthesis))
+        if not settled:
+            out.append(i)
     return out
 
 
