@@ -447,5 +447,45 @@ def sql(
         _wide_console().print(t)
 
 
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def review(
+    root: Path = typer.Argument(..., help="The dossier tree whose synthese.json files to review."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. Anything but 127.0.0.1 exposes health data."),
+    port: int = typer.Option(8765, min=1, max=65535),
+    reviewer: Optional[str] = typer.Option(None, help="Reviewer name recorded with each decision (else asked by the page)."),
+    ledger: Optional[Path] = typer.Option(None, help="Ledger file for the audit trail (default ROOT/.synthese/ledger.duckdb)."),
+) -> None:
+    """Serve the doctors' review page for ROOT on 127.0.0.1; prints the URL (with its session token)."""
+    from extractor.review.app import serve
+
+    if not root.is_dir():
+        err.print(f"{root} is not a folder")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    if host not in LOOPBACK:
+        err.print(f"[bold red]warning[/]: listening on {host}: the pages (health data) are reachable from other "
+                  f"machines by anyone who gets the URL; the connection is not encrypted")
+    serve(root, host=host, port=port, reviewer=reviewer, ledger=ledger,
+          print_url=lambda url: out.print(f"Synthèse review: open {url}  (Ctrl-C to stop)", soft_wrap=True))
+
+
+@app.command()
+def render(
+    root: Path = typer.Argument(..., help="The dossier tree whose synthese.json files to render."),
+    images: bool = typer.Option(True, "--images/--no-images", help="Embed the page bands with the findings' boxes."),
+) -> None:
+    """Write synthese.html (static, self-contained) beside each synthese.json under ROOT."""
+    from extractor.review.render import render_tree
+
+    if not root.is_dir():
+        err.print(f"{root} is not a folder")
+        raise typer.Exit(int(ExitCode.BAD_ARGUMENTS))
+    written = render_tree(root, images=images)
+    out.print(f"{len(written)} synthese.html written")
+
+
 if __name__ == "__main__":
     app()

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 # Files the pipeline writes: never taken as input.
 OUTPUT_NAME = "synthese.json"
+HTML_NAME = "synthese.html"  # the static review page (`synthese render`), beside it
 STATE_DIR = ".synthese"
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from extractor import __version__
 from extractor.config import Settings
 from extractor.clinical.consolidate import consolidate
-from extractor.write import DamagedOutput, read_synthesis, set_aside_damaged, write_synthesis
+from extractor.write import DamagedOutput, dossier_lock, read_synthesis, set_aside_damaged, write_synthesis
 from models.document import DocumentRecord, Mention
 from models.synthesis import Synthesis, Warning
 
@@ -75,23 +75,24 @@ def summarise_dossier(
 ) -> Synthesis:
     """Consolidate a dossier's document results, keep reviewed work, and write synthese.json."""
     warnings = list(extra_warnings or [])
-    previous = None
-    try:
-        previous = read_synthesis(dossier)
-    except DamagedOutput:
-        aside = set_aside_damaged(dossier)
-        warnings.append(
-            Warning(
-                code="damaged_output",
-                message=f"the previous synthese.json could not be read; it was kept as {aside.name}",
+    with dossier_lock(dossier):  # a reviewer's decision written meanwhile must not be lost
+        previous = None
+        try:
+            previous = read_synthesis(dossier)
+        except DamagedOutput:
+            aside = set_aside_damaged(dossier)
+            warnings.append(
+                Warning(
+                    code="damaged_output",
+                    message=f"the previous synthese.json could not be read; it was kept as {aside.name}",
+                )
             )
+        synthesis = consolidate(
+            dossier_id,
+            [r.record for r in results],
+            {r.record.path: r.mentions for r in results},
+            previous=previous,
+            extra_warnings=warnings,
         )
-    synthesis = consolidate(
-        dossier_id,
-        [r.record for r in results],
-        {r.record.path: r.mentions for r in results},
-        previous=previous,
-        extra_warnings=warnings,
-    )
-    write_synthesis(dossier, synthesis, settings.output_mode)
+        write_synthesis(dossier, synthesis, settings.output_mode)
     return synthesis

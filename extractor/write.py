@@ -6,9 +6,12 @@ machine dies mid-write. Originals are never touched.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -77,3 +80,17 @@ def set_aside_damaged(dossier: Path) -> Path:
         n += 1
     os.replace(target, aside)
     return aside
+
+
+@contextmanager
+def dossier_lock(dossier: Path) -> Iterator[None]:
+    """Hold the dossier's read-modify-write lock: a run summarising the dossier and the review page
+    writing a decision never interleave (a decision written between the run's read of the previous
+    synthese.json and its write would be lost). The lock is an flock on the dossier folder itself, so
+    no lock file is created beside the originals; it is released when the process dies."""
+    fd = os.open(dossier, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from models.document import AllergyKind, Box, DocType, DocumentKind, HistoryKind, TreatmentStatus
 
-SCHEMA_VERSION = "1.1"  # 1.1: clinical_status, relative, verification, members, in_stay, stop_reason (keys added only)
+SCHEMA_VERSION = "1.2"  # 1.1: clinical_status, relative, verification, members, in_stay, stop_reason; 1.2: review on the
+# file, block_reviews, review.original and review.run_id, review status "added" (keys and values added only)
 
 BlockStatus = Literal["known", "none_known", "unknown"]
 ClinicalStatus = Literal["active", "resolved"]
@@ -44,10 +45,31 @@ class Review(BaseModel):
     # must come back from a run exactly as the reviewer left it.
     model_config = ConfigDict(extra="allow")
 
-    status: Literal["validated", "rejected", "edited"] = "validated"
+    # `added`: an entry the reviewer wrote because the documents' reading missed it (no sources).
+    status: Literal["validated", "rejected", "edited", "added"] = "validated"
     by: str | None = None
     at: datetime | None = None
     comment: str | None = None
+    original: dict | None = None  # `edited`: the fields the reviewer changed, as the run proposed them
+    run_id: str | None = None  # the run whose synthese.json the reviewer saw (ledger `runs.run_id`)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler):
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k in self.model_fields_set}
+
+
+class BlockReview(BaseModel):
+    """A reviewer's word on a block as a whole: `none_known` (the patient has none, said by the
+    reviewer) or `unknown` (confirmed: no information). Kept by later runs while the documents
+    list nothing for the block; a finding made afterwards makes the block `known` and a conflict."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: BlockStatus
+    by: str | None = None
+    at: datetime | None = None
+    run_id: str | None = None
 
     @model_serializer(mode="wrap")
     def _as_written(self, handler):
@@ -158,3 +180,6 @@ class Synthesis(BaseModel):
     treatment_status: BlockStatus = "unknown"
     conflicts: list[Conflict] = Field(default_factory=list)
     warnings: list[Warning] = Field(default_factory=list)
+    review: Review | None = None  # who validated the file as a whole (`status: "validated"`), and when
+    # Keyed by block ("history", "allergy", "treatment"): a reviewer's none_known / unknown.
+    block_reviews: dict[Literal["history", "allergy", "treatment"], BlockReview] = Field(default_factory=dict)

@@ -24,6 +24,11 @@ Columns added at the end for the quality audit: documents.before_birth (the docu
 before the patient's date of birth read in the dossier; NULL when either is unknown; the date of
 birth itself is never stored), dossiers.birth_date_known, dossiers.conflict_kinds (the kinds of
 the dossier's conflicts, comma-separated).
+- reviews(reviewed_at, reviewer, dossier_id, block, entry_id, action, before, after, run_id,
+  sha256_before, sha256_after): the audit trail of the review page (`synthese review`), one row per
+  decision. action: validate, correct, reject, add, block_status, validate_dossier, undo; before and
+  after are the entry (or block status, or file status) as JSON; run_id the run whose synthese.json
+  the reviewer saw; sha256_* those of synthese.json around the decision.
 
 Views
 - dossier_latest: the most recent row of `dossiers` for each dossier.
@@ -73,9 +78,15 @@ SCHEMA = [
     "ALTER TABLE documents ADD COLUMN IF NOT EXISTS before_birth BOOLEAN",
     "ALTER TABLE dossiers ADD COLUMN IF NOT EXISTS birth_date_known BOOLEAN",
     "ALTER TABLE dossiers ADD COLUMN IF NOT EXISTS conflict_kinds VARCHAR",
+    """CREATE TABLE IF NOT EXISTS reviews (
+        reviewed_at TIMESTAMPTZ, reviewer VARCHAR, dossier_id VARCHAR, block VARCHAR, entry_id VARCHAR,
+        action VARCHAR, before VARCHAR, after VARCHAR, run_id VARCHAR, sha256_before VARCHAR,
+        sha256_after VARCHAR)""",
 ]
 DOCUMENT_COLUMNS = ("run_id, dossier_id, path, sha256, size, kind, doc_type, doc_date, pages, ocr_pages, seconds, "
                     "outcome, error, cached, before_birth")
+REVIEW_COLUMNS = ("reviewed_at", "reviewer", "dossier_id", "block", "entry_id", "action", "before", "after",
+                  "run_id", "sha256_before", "sha256_after")
 
 # Documents that carry medical content; an administrative paper alone leaves a dossier "empty".
 MEDICAL_DOC_TYPES = {"compte_rendu", "ordonnance", "courrier", "consultation", "operatoire", "biologie"}
@@ -217,6 +228,35 @@ def _catalogue(strict: bool) -> list[dict]:
             raise
         logging.getLogger("synthese").warning("audit views not updated: %s", e)
         return []
+_ACTION_OF_STATUS = {"validated": "validate", "edited": "correct", "rejected": "reject", "added": "add"}
+
+
+def review_rows(synthesis: Synthesis) -> list[dict]:
+    """Audit rows rebuilt from the decisions a synthese.json holds (for `ledger rebuild`): who, when and
+    what each reviewed entry, block or file became. `before` is only what `review.original` kept of it;
+    the sha256 columns stay empty (unknown)."""
+    rows = []
+
+    def row(review, block, entry_id, action, after):
+        rows.append({"reviewed_at": review.at, "reviewer": review.by, "dossier_id": synthesis.dossier_id,
+                     "block": block, "entry_id": entry_id, "action": action,
+                     "before": json.dumps({"original": getattr(review, "original", None)}, ensure_ascii=False),
+                     "after": json.dumps(after, ensure_ascii=False, default=str), "run_id": review.run_id})
+
+    for attr, block in (("history", "history"), ("allergies", "allergy"), ("treatments", "treatment")):
+        for e in getattr(synthesis, attr):
+            if e.review is not None:
+                row(e.review, block, e.id, _ACTION_OF_STATUS.get(e.review.status, e.review.status),
+                    e.model_dump(mode="json"))
+    for block, r in synthesis.block_reviews.items():
+        row(r, block, None, "block_status", {"status": r.status})
+    if synthesis.review is not None:
+        row(synthesis.review, None, None, "validate_dossier", {"status": synthesis.status})
+    return rows
+
+
+class LedgerBusy(CouldNotRun):
+    """Another process holds the ledger (duckdb allows one writer process): wait and try again."""
 
 
 class Ledger:
@@ -249,6 +289,10 @@ class Ledger:
                 raise CouldNotRun(
                     f"the ledger {path} cannot be opened read-only ({type(e).__name__}): a run may be writing "
                     f"to it (try again when it ends); if it is damaged, run `synthese ledger rebuild ROOT`"
+            if "lock" in str(e).lower():
+                raise LedgerBusy(
+                    f"the ledger {path} is in use by another process (a `synthese run`, or another writer); "
+                    f"try again when it has finished"
                 ) from e
             raise CouldNotRun(
                 f"the ledger {path} cannot be opened ({type(e).__name__}); if it is damaged, "
@@ -464,3 +508,25 @@ class Ledger:
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
+
+    def record_reviews(self, rows: list[dict]) -> None:
+        """Append review decisions (dicts keyed by REVIEW_COLUMNS) to `reviews`, in one transaction."""
+        if not rows:
+            return
+        cols = ", ".join(REVIEW_COLUMNS)
+        marks = ", ".join("?" for _ in REVIEW_COLUMNS)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.executemany(f"INSERT INTO reviews ({cols}) VALUES ({marks})",
+                                 [[row.get(c) for c in REVIEW_COLUMNS] for row in rows])
+            self.con.execute("COMMIT")
+        except BaseException:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+
+    def latest_run_ids(self) -> dict[str, str]:
+        """dossier_id -> the run that last wrote its synthese.json (from `dossier_state`)."""
+        return {r[0]: r[1] for r in self.con.execute("SELECT dossier_id, run_id FROM dossier_state").fetchall()}

@@ -3,6 +3,8 @@
 The synthese.json files are the source of truth for what was concluded; the ledger is an index
 of it plus timings. A rebuilt ledger has one run ("rebuild-...") with every dossier and document,
 without per-document timings, and an empty dossier_state so the next run re-checks every dossier.
+The `reviews` audit trail gets one row per decision the files still hold (who, when, the entry as
+it stands, the corrected fields' proposed values); decisions later undone or overwritten are gone.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from extractor import __version__
 from extractor.errors import BadArguments
 from extractor.documents.ingest import discover_dossiers
-from extractor.batch.ledger import Ledger
+from extractor.batch.ledger import Ledger, review_rows
 from extractor.write import DamagedOutput, read_synthesis
 from models.report import RunReport
 
@@ -45,6 +47,7 @@ def rebuild_ledger(root: Path, ledger_path: Path) -> int:
             if synthesis is None:
                 continue
             ledger.record_dossier(report.run_id, synthesis, [])
+            ledger.record_reviews(review_rows(synthesis))  # the audit trail, as far as the files keep it
             n += 1
             report.dossiers_processed += 1
             report.documents_total += len(synthesis.documents)

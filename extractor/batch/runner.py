@@ -38,7 +38,7 @@ from pydantic import BaseModel
 
 from extractor import __version__
 from extractor.batch.cache import TRANSIENT_ERRORS, ResultCache, processing_key
-from extractor.config import OUTPUT_NAME, STATE_DIR, Settings
+from extractor.config import HTML_NAME, OUTPUT_NAME, STATE_DIR, Settings
 from extractor.errors import REASONS, BadArguments, CouldNotRun, ExitCode
 from extractor.documents.ingest import Candidate, discover_dossiers, list_documents, sha256_file
 from extractor.batch.ledger import Ledger
@@ -209,7 +209,7 @@ class _Runner:
         known = state[2] if state else {}
         files, skipped, warnings, to_read = [], [], [], []
         for c in cands:
-            if c.skip in OWN_FILES or (c.skip == "output" and c.path.name == OUTPUT_NAME):
+            if c.skip in OWN_FILES or (c.skip == "output" and c.path.name in (OUTPUT_NAME, HTML_NAME)):
                 continue
             if c.skip:
                 skipped.append((c.rel, c.skip))

@@ -15,7 +15,10 @@ Rules, in the order they apply:
 6. Contradictions between documents go to `conflicts`.
 7. Entries carrying a reviewer's `review` in the previous synthesis (or all entries when that file
    is `validated`) are never dropped or changed: new findings are added as proposed and a
-   disagreement is reported as a conflict.
+   disagreement is reported as a conflict. A rejected entry stays rejected: the same finding does
+   not come back as a proposal, raises no conflict and does not count for the block's status.
+   A block a reviewer marked `none_known` (or confirmed `unknown`) keeps that status while the
+   documents list nothing else for it.
 """
 from __future__ import annotations
 
@@ -477,7 +480,8 @@ def consolidate(
         warnings=warnings + list(extra_warnings or []),
     )
     if previous is not None:
-        synthesis = preserve_reviewed(synthesis, previous)
+        explicit = {block: bool(absences[block]) for block in ("history", "allergy", "treatment")}
+        synthesis = preserve_reviewed(synthesis, previous, explicit)
     return synthesis
 
 
@@ -504,7 +508,11 @@ def _same_item(block: str, a, b) -> bool:
     return fuzz.token_set_ratio(fold(a.drug), fold(b.drug)) >= FUZZY_MERGE
 
 
-def preserve_reviewed(new: Synthesis, previous: Synthesis) -> Synthesis:
+def _rejected(entry) -> bool:
+    return entry.review is not None and entry.review.status == "rejected"
+
+
+def preserve_reviewed(new: Synthesis, previous: Synthesis, explicit_absence: dict[str, bool] | None = None) -> Synthesis:
     """Keep every reviewed entry of `previous` exactly as it is; add new findings as proposed.
 
     A file validated as a whole (`status: "validated"`) keeps the entries it had when the reviewer
@@ -512,8 +520,16 @@ def preserve_reviewed(new: Synthesis, previous: Synthesis) -> Synthesis:
 
     A new finding that is the same item as a reviewed entry is not added again; if it disagrees on
     a field the reviewer settled (dose, status...), a `validated_disagreement` conflict says so.
+    A rejected entry stays rejected: its finding is not proposed again and raises no conflict.
+
+    Block statuses are then decided on the entries a reviewer did not reject: `known` when there is
+    one; otherwise the reviewer's own word on the block (`block_reviews`) when there is one; otherwise
+    `none_known` when a document wrote an explicit absence (`explicit_absence[block]`, or the status
+    the new reading found), else `unknown`.
     """
     whole_file = previous.status == "validated"
+    explicit_absence = explicit_absence or {}
+    matched: dict[str, object] = {}  # a new finding's id -> the reviewed entry it is the same item as
     for attr, block, fields in _BLOCKS:
         kept = [
             e for e in getattr(previous, attr)
@@ -525,6 +541,9 @@ def preserve_reviewed(new: Synthesis, previous: Synthesis) -> Synthesis:
             if match is None:
                 e.added_after_validation = whole_file
                 merged.append(e)
+                continue
+            matched[e.id] = match
+            if _rejected(match):
                 continue
             diffs = [f for f in fields if getattr(e, f) != getattr(match, f) and getattr(e, f) is not None]
             if diffs:
@@ -539,9 +558,42 @@ def preserve_reviewed(new: Synthesis, previous: Synthesis) -> Synthesis:
                     )
                 )
         setattr(new, attr, merged)
+    # Conflicts the new reading found on a finding that is a reviewed entry now point at that entry;
+    # those on an entry the reviewer rejected are settled.
+    conflicts = []
+    for c in new.conflicts:
+        match = matched.get(c.entry) if c.entry else None
+        if match is not None and c.kind != "validated_disagreement":
+            if _rejected(match):
+                continue
+            c.entry = match.id
+        conflicts.append(c)
+    new.conflicts = conflicts
     if whole_file:
         new.status = "validated"
-    for attr, status in (("history", "history_status"), ("allergies", "allergy_status"), ("treatments", "treatment_status")):
-        if getattr(new, attr):
-            setattr(new, status, "known")
+        new.review = previous.review
+    new.block_reviews = dict(previous.block_reviews)
+    for attr, block, status in (("history", "history", "history_status"), ("allergies", "allergy", "allergy_status"),
+                                ("treatments", "treatment", "treatment_status")):
+        live = [e for e in getattr(new, attr) if not _rejected(e)]
+        reviewed = new.block_reviews.get(block)
+        if live:
+            value = "known"
+            if reviewed is not None and reviewed.status != "known":
+                new.conflicts.append(
+                    Conflict(
+                        kind="validated_disagreement",
+                        block=block,
+                        message=f"a reviewer marked this block {reviewed.status}; the documents now list "
+                                f"{len(live)} entr{'y' if len(live) == 1 else 'ies'}",
+                        sources=[s for e in live if e.review is None for s in e.sources][:5],
+                    )
+                )
+        elif reviewed is not None:
+            value = reviewed.status
+        elif explicit_absence.get(block) or getattr(new, status) == "none_known":
+            value = "none_known"
+        else:
+            value = "unknown"
+        setattr(new, status, value)
     return new

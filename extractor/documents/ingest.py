@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from extractor.config import OUTPUT_NAME, STATE_DIR
+from extractor.config import HTML_NAME, OUTPUT_NAME, STATE_DIR
 
 FileType = Literal["pdf", "png", "jpeg", "tiff"]
 
@@ -40,7 +40,7 @@ def _skip_reason_by_name(name: str, is_dir: bool) -> str | None:
         return "temp_file"
     if name.startswith("."):
         return "hidden"
-    if not is_dir and (name == OUTPUT_NAME or name.lower().endswith(".json")):
+    if not is_dir and (name in (OUTPUT_NAME, HTML_NAME) or name.lower().endswith(".json")):
         return "output"
     return None
 
