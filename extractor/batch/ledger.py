@@ -289,6 +289,7 @@ class Ledger:
                 raise CouldNotRun(
                     f"the ledger {path} cannot be opened read-only ({type(e).__name__}): a run may be writing "
                     f"to it (try again when it ends); if it is damaged, run `synthese ledger rebuild ROOT`"
+                ) from e
             if "lock" in str(e).lower():
                 raise LedgerBusy(
                     f"the ledger {path} is in use by another process (a `synthese run`, or another writer); "
