@@ -379,22 +379,14 @@ class Dossier:
         self.distract("treatment", p["drug"], "past")
         return self.ph("past").format(s=p["surface"], year=self.rng.randint(2005, 2017))
 
-    def finding_sentence(self) -> str | None:
-        """A symptom or a lab / imaging finding of the stay: never a history entry."""
-        pool = [(lab, t) for lab, t, sp in FINDINGS if sp == self.split and lab not in self.history]
+    def history_distractor_sentence(self, sentences: list[tuple[str, str, str]], reason: str) -> str | None:
+        """One of FINDINGS (a symptom or finding of the stay) or ELIMINATED (a differential ruled out) for this
+        split, recorded as a distractor: its label must never become a history entry."""
+        pool = [(lab, t) for lab, t, sp in sentences if sp == self.split and lab not in self.history]
         if not pool:
             return None
         label, text = self.rng_real.choice(pool)
-        self.distract("history", label, "finding")
-        return text
-
-    def eliminated_sentence(self) -> str | None:
-        """A differential ruled out by an investigation: never a history entry."""
-        pool = [(lab, t) for lab, t, sp in ELIMINATED if sp == self.split and lab not in self.history]
-        if not pool:
-            return None
-        label, text = self.rng_real.choice(pool)
-        self.distract("history", label, "eliminated")
+        self.distract("history", label, reason)
         return text
 
     def adjective_sentence(self, doc: Doc) -> str | None:
@@ -515,8 +507,8 @@ class Dossier:
             if adj:
                 hdm.insert(1, adj)
                 body[-1] = ("para", sexed(" ".join(hdm), self.sex))
-        real = [x for x in (self.finding_sentence() if self.rng_real.random() < 0.5 else None,
-                            self.eliminated_sentence() if self.rng_real.random() < 0.4 else None) if x]
+        real = [x for x in (self.history_distractor_sentence(FINDINGS, "finding") if self.rng_real.random() < 0.5 else None,
+                            self.history_distractor_sentence(ELIMINATED, "eliminated") if self.rng_real.random() < 0.4 else None) if x]
         body += [("heading", self.title("exam")), ("para", sexed(" ".join(exam + ([neg] if neg else []) + real), self.sex))]
         body += [("heading", "Examens complémentaires")] + [("line", x) for x in r.sample(FILLER_PARA, r.randint(3, 5))]
         if r.random() < 0.6:
