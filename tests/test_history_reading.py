@@ -260,3 +260,9 @@ def test_same_disease_in_relatives_by_anaphora():
 def test_a_relative_who_was_treated_is_not_the_patient():
     s = synthesis_of("Enfant ayant comme antécédents un père traité pour tuberculose pulmonaire.")
     assert [(h.label, h.kind, h.relative) for h in s.history] == [("tuberculose", "family", "père")]
+
+
+def test_a_suspected_drug_reaction_is_an_unconfirmed_allergy_a_suspected_allergy_is_not():
+    s = synthesis_of("Le diagnostic de syndrome de Lyell induit par la carbamazépine a été évoqué.")
+    assert [(a.substance, a.verification) for a in s.allergies] == [("carbamazépine", "unconfirmed")]
+    assert synthesis_of("Allergie à la pénicilline ? (à confirmer)").allergies == []

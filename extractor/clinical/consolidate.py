@@ -442,8 +442,8 @@ def consolidate(
         if record is None or path in duplicates:
             continue
         for m in ms:
-            if m.negated or m.hypothetical:
-                continue
+            if m.negated or (m.hypothetical and not (m.category == "allergy" and m.verification == "unconfirmed")):
+                continue  # (a suspected drug reaction stays, as an unconfirmed allergy)
             if m.category == "absence":
                 if m.block and not m.family:
                     absences[m.block].append((m, record))

@@ -334,6 +334,11 @@ def _allergy_context(folded: str, sec: Section | None, start: int, end: int) -> 
     lo = max(cs, start - 80)
     if _ALLERGY_CUE.search(folded, lo, start):
         return True
+    return _adverse_cue(folded, start, lo)
+
+
+def _adverse_cue(folded: str, start: int, lo: int) -> bool:
+    """An adverse drug reaction is attributed to the drug right after: "toxidermie au", "induit par"."""
     window = folded[lo:start]
     return any(p.search(window) for p in _patterns()["adverse_before"])
 
@@ -571,9 +576,13 @@ def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reacti
                     reaction = r.terms[0].label
                     break
         conf = 0.9 if (sec is not None and sec.block == "allergy") else 0.8
+        # A reaction attributed to a drug is recorded even while only suspected ("syndrome de Lyell induit par le
+        # phénobarbital a été évoqué"): `unconfirmed`, so the drug is not given again before a doctor decides.
+        attributed = is_adr or _adverse_cue(folded, m.start, max(cs, m.start - 80))
+        verification = "refuted" if _refuted(folded, m.start, m.end) else ("unconfirmed" if attributed else None)
         cands.append(_Cand("allergy", m, term.label, sec, code=term.code, kind=kind, confidence=conf,
                            extra={"reaction": reaction, "members": [x.terms[0].label for x in members],
-                                  "verification": "refuted" if _refuted(folded, m.start, m.end) else None}))
+                                  "verification": verification}))
         if not is_adr:
             ctx.taken.append((m.start, max(m.end, close if members else m.end)))
     return cands
