@@ -182,6 +182,8 @@ def _allergy_key(m: Mention) -> str:
 
 
 def _treatment_key(m: Mention) -> str:
+    if m.is_class:
+        return f"class:{m.code or fold(m.label)}"
     return f"atc:{m.code}:{fold(m.label)}" if m.code else f"drug:{fold(m.label)}"
 
 
@@ -226,20 +228,45 @@ def _build_allergies(groups: list[_Group]) -> list[AllergyEntry]:
     return entries
 
 
+def _link_classes(groups: list[_Group]) -> list[_Group]:
+    """A class written without a drug ("sous bêtabloquant") joins the named drug of the dossier whose ATC lies in
+    that class (the named drug wins, the class mention stays one of its sources); a class no named drug
+    matches stays a class entry. Among several candidates, one named in the same document comes first."""
+    named = [g for g in groups if not any(m.is_class for m in g.mentions)]
+    out = [g for g in groups if g in named]
+    for g in groups:
+        if g in named:
+            continue
+        code = g.mentions[0].code or ""
+        cands = [n for n in named if code and any((m.code or "").startswith(code) for m in n.mentions)]
+        docs = {r.path for _, r in g.items}
+        cands.sort(key=lambda n: not ({r.path for _, r in n.items} & docs))
+        if cands:
+            cands[0].items += g.items
+        else:
+            out.append(g)
+    return out
+
+
 def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[Conflict]]:
     entries: list[TreatmentEntry] = []
     conflicts: list[Conflict] = []
-    for g in groups:
+    for g in _link_classes(groups):
         chrono = g.chronological()
-        latest_m, latest_r = chrono[-1]
-        # The most recent document decides; within it, a stop statement wins over a listing.
+        named = [(m, r) for m, r in chrono if not m.is_class] or chrono
+        latest_m, latest_r = named[-1]
+        # The most recent document decides; within it, a stop statement wins over a listing, and in-stay drugs
+        # (anaesthesia, an IV course) are never active: only a home or discharge mention makes them so.
         last_date = latest_r.date or ""
         latest_doc_mentions = [m for m, r in chrono if (r.date or "") == last_date and r.path == latest_r.path]
-        status = "stopped" if any(m.status == "stopped" for m in latest_doc_mentions) else "active"
-        with_dose = [m for m, _ in chrono if m.dose]
-        with_freq = [m for m, _ in chrono if m.frequency]
-        stop = next((it for it in reversed(chrono) if it[0].status == "stopped"), None)
-        start = next((m.date for m, _ in chrono if m.status != "stopped" and m.date), None)
+        home = [m for m in latest_doc_mentions if not m.in_stay]
+        in_stay = not home
+        stopped = [m for m in home if m.status == "stopped"]
+        status = "stopped" if in_stay or stopped else "active"
+        with_dose = [m for m, _ in named if m.dose]
+        with_freq = [m for m, _ in named if m.frequency]
+        stop = next((it for it in reversed(chrono) if it[0].status == "stopped" and not it[0].in_stay), None)
+        start = next((m.start_date or m.date for m, _ in chrono if m.status != "stopped" and (m.start_date or m.date)), None)
         end = None
         if status == "stopped" and stop is not None:
             end = stop[0].date or stop[1].date
@@ -247,18 +274,22 @@ def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[
             id=_entry_id("treatment", g.key),
             drug=latest_m.label,
             brand=_most_common(m.brand for m in g.mentions),
-            atc=_most_common(m.code for m in g.mentions),
+            atc=_most_common(m.code for m, _ in named),
             dose=with_dose[-1].dose if with_dose else None,
             frequency=with_freq[-1].frequency if with_freq else None,
             route=_most_common(m.route for m in g.mentions),
             status=status,
             start=start,
             end=end,
+            stop_reason=next((m.stop_reason for m in reversed(stopped or home or latest_doc_mentions) if m.stop_reason), None)
+            if status == "stopped" else None,
+            in_stay=in_stay,
+            is_class=all(m.is_class for m in g.mentions),
             sources=g.sources(),
             confidence=_combined_confidence(g.mentions, g.documents),
         )
         entries.append(entry)
-        statuses = {(r.path, m.status or "active") for m, r in chrono}
+        statuses = {(r.path, m.status or "active") for m, r in chrono if not m.in_stay}
         stopped_in = sorted({p for p, s in statuses if s == "stopped"})
         active_in = sorted({p for p, s in statuses if s == "active"} - set(stopped_in))
         if stopped_in and active_in:

@@ -23,7 +23,9 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.clinical.lexicon import join_wrapped, Match, find_terms, fold, load_cues, load_lexicons, tokenize
+from extractor.clinical.lexicon import (
+    Match, find_drug_terms, find_terms, fold, join_wrapped, key_of, load_cues, load_lexicons, read_toml, tokenize,
+)
 from extractor.clinical.nlp import qualify
 from extractor.clinical.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
@@ -198,16 +200,27 @@ def _posology_line(folded: str, start: int, end: int) -> bool:
     return any(p.search(seg) for p in _patterns()["line_markers"][:3])
 
 
-def _treatment_details(folded: str, text: str, m: Match, next_start: int) -> dict:
+def _treatment_details(folded: str, text: str, m: Match, next_start: int, prose: bool = False) -> dict:
+    """Dose, frequency and route written after a drug, up to the next drug or the end of the line; in prose,
+    up to the end of the sentence and at most 80 characters, or a dose written right before the drug
+    ("2 mg de midazolam")."""
     pats = _patterns()
     _, ce = _line_bounds(folded, m.start, m.end)
     hi = min(ce, next_start)
+    if prose:
+        _, se = _clause_bounds(folded, m.start, m.end)
+        hi = min(hi, se, m.end + 80)
     seg = folded[m.end:hi]
     durations = [(d.start(), d.end()) for p in pats["duration"] for d in p.finditer(seg)]
     out: dict = {}
     dm = _first(pats["dose"], seg, durations)
     if dm:
         out["dose"] = " ".join(text[m.end + dm.start():m.end + dm.end()].split())
+    elif prose:
+        bm = _tpatterns()["dose_before"].search(folded, max(0, m.start - 30), m.start)
+        if bm:
+            written = " ".join(text[bm.start():bm.end()].split())
+            out["dose"] = re.sub(r"\s*(?:de|d\W?)\s*$", "", written, flags=re.I)
     excl = durations + ([(dm.start(), dm.end())] if dm else [])
     fm = _first(pats["frequency"], seg, excl)
     if fm:
@@ -220,13 +233,16 @@ def _treatment_details(folded: str, text: str, m: Match, next_start: int) -> dic
 
 
 def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None:
-    """stopped / active from cues between the previous drug and this one, and right after it; None: no cue."""
+    """stopped / active from cues between the previous drug and this one, and right after it; None: no cue.
+
+    A cue before the drug counts only when nothing but a list stands between them ("arrêt du Kardégic",
+    not "Le valproate a été arrêté après un an, alors que la pénicilline est maintenue")."""
     pats = _patterns()
     cs, ce = _clause_bounds(folded, m.start, m.end)
     lo = max(prev_end, _line_bounds(folded, m.start, m.end)[0], m.start - 60)
     before = folded[lo:m.start]
-    last_stop = max((x.end() for x in pats["stop_before"].finditer(before)), default=-1)
-    last_start = max((x.end() for x in pats["start_before"].finditer(before)), default=-1)
+    last_stop = max((x.end() for x in pats["stop_before"].finditer(before) if _close_cue(before, x.end())), default=-1)
+    last_start = max((x.end() for x in pats["start_before"].finditer(before) if _close_cue(before, x.end())), default=-1)
     if last_start >= 0 and last_start >= last_stop:
         return "active"
     if last_stop >= 0:
@@ -236,6 +252,138 @@ def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None
     if sa and not re.search(r"\d", after[: sa.start()]) or (sa and sa.start() < 25):
         return "stopped"
     return None
+
+
+def _close_cue(before: str, cue_end: int) -> bool:
+    """A cue ending at `cue_end` of `before` governs the drug right after `before`: at most a few words between."""
+    gap = before[cue_end:]
+    return not re.search(r",\s*(?:alors|mais|tandis|puis|et\s+(?:le|la|l)\b)|\b(?:alors que|mais|tandis que)\b", gap) \
+        and len(gap.split()) <= 6
+
+
+@functools.cache
+def _tpatterns() -> dict:
+    """`rules/treatment_cues.toml`, compiled: cues of a drug taken / only discussed, and of its status."""
+    c = read_toml("treatment_cues.toml")
+    tail = r"(?:\W*\s*(?:de la|de l|du|des|de|d|la|le|les|l|un|une|en|a|au|aux|par)\b)*\W*$"
+
+    def alt(xs: list[str]) -> str:
+        return "(?:" + "|".join(f"(?:{x})" for x in xs) + ")"
+    st = c["status"]
+    return {
+        "take_before": re.compile(alt(c["take"]["before"]) + tail),
+        "take_after": re.compile(alt(c["take"]["after"])),
+        "dose_after": re.compile(c["take"]["dose_after"]),
+        "dose_before": re.compile(r"(?P<dose>" + c["take"]["dose_before"][:-1] + r")$"),
+        "not_before": re.compile(alt(c["not_taken"]["before"]) + tail),
+        "not_after": re.compile(alt(c["not_taken"]["after"])),
+        "death": re.compile(alt(st["death"])),
+        "course": re.compile(alt(st["course"])),
+        "in_stay": re.compile(alt(st["in_stay"])),
+        "in_stay_atc": tuple(st["in_stay_atc"]),
+        "course_atc": tuple(st["course_atc"]),
+        "long_term": re.compile(alt(st["long_term"])),
+        "reason": re.compile(alt(st["reason"])),
+        "start": re.compile(alt(c["start"]["year"])),
+        "non_drugs": frozenset(c["non_drugs"]["labels"]),
+        "regimen": re.compile(c["regimen"]["pattern"]),
+        "regimen_letters": c["regimen"]["letters"],
+    }
+
+
+# Between two drugs of one written list: separators, articles, and what the writer adds to each item
+# (a dose or a brand in brackets, a route, "à faible dose").
+_LIST_ITEM_EXTRA = re.compile(
+    r"\([^()]*\)|\b\d+(?:[.,]\d+)?\s?(?:mg|g|gr|µg|ug|ui|ml|%)(?:\s?/\s?(?:j|jour|kg|24\s?h))*\b|\bper os\b|\ben iv\b|\biv\b|"
+    r"\bintraveineu\w*|\bpar voie \w+|\boral\w*|\bseule?s?\b|\ba faible dose\b|\blp\b|\bchrono\b|[®*]|\br\b")
+_LIST_GAP = re.compile(r"^[\s,+/\-]*(?:(?:et|puis|ou|avec|plus|ainsi que|associee?s? a|\+)\b)?[\s,+/\-]*"
+                       r"(?:(?:de la|de l|du|des|de|d|la|le|les|l|un|une|a|au|aux|a l)\b\W*)*$")
+
+
+def _list_gap(folded: str, a: int, b: int) -> bool:
+    """Only a list separator between two drug names ("X, Y et Z", "X (Plavix 75 mg), Y")."""
+    if b - a > 80:
+        return False
+    return bool(_LIST_GAP.match(_LIST_ITEM_EXTRA.sub(" ", folded[a:b])))
+
+
+def _sentence_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
+    ls, le = _line_bounds(folded, start, end)
+    dots = [x.end() for x in re.finditer(r"[.!?](?:\s|$)", folded[ls:start])]
+    ss = ls + dots[-1] if dots else ls
+    e = re.compile(r"[.!?](?:\s|$)").search(folded, end, le)
+    return ss, (e.start() if e else le)
+
+
+def _taken_in_prose(folded: str, m: Match) -> bool | None:
+    """True: a cue says the patient takes or took the drug; False: it is only discussed; None: nothing said."""
+    tp = _tpatterns()
+    ss, se = _sentence_bounds(folded, m.start, m.end)
+    before = folded[max(ss, m.start - 120):m.start]
+    after = folded[m.end:min(se, m.end + 120)]
+    if tp["not_before"].search(before) or tp["not_after"].search(after):
+        return False
+    if tp["take_before"].search(before) or tp["take_after"].search(after):
+        return True
+    if tp["dose_after"].search(after) or tp["dose_before"].search(folded, max(0, m.start - 30), m.start):
+        return True
+    return None
+
+
+def _prose_status(folded: str, m: Match, code: str | None, deaths: list[int]) -> dict:
+    """What prose says of a taken drug at the end of the text: in-stay only, a completed course, or the
+    patient's death (then `stopped` with its reason); and the year it was started."""
+    tp = _tpatterns()
+    ss, se = _sentence_bounds(folded, m.start, m.end)
+    sentence = folded[ss:se]
+    out: dict = {}
+    code = code or ""
+    stay = code.startswith(tp["in_stay_atc"]) or bool(tp["in_stay"].search(sentence))
+    if code.startswith(tp["course_atc"]) and not tp["long_term"].search(sentence):
+        stay = True
+    if stay:
+        out.update(in_stay=True, status="stopped")
+    elif tp["course"].search(sentence):
+        out.update(status="stopped", stop_reason="traitement terminé")
+    if any(d > m.end for d in deaths):
+        out.update(status="stopped", stop_reason="décès")
+    ym = tp["start"].search(folded, m.end, min(se, m.end + 60))
+    if ym:
+        out["start"] = next(g for g in ym.groups() if g)
+    return out
+
+
+def _stop_reason(folded: str, m: Match) -> str | None:
+    _, se = _sentence_bounds(folded, m.start, m.end)
+    rm = _tpatterns()["reason"].search(folded, m.end, min(se, m.end + 160))
+    return rm.group(1).strip() if rm else None
+
+
+def _deaths(folded: str) -> list[int]:
+    """Where the text states the patient's death (a relative's death in the same clause does not count)."""
+    out = []
+    for d in _tpatterns()["death"].finditer(folded):
+        cs, ce = _clause_bounds(folded, d.start(), d.end())
+        if not _patterns()["relative"].search(folded, cs, ce) and not re.search(r"\b(?:pas de|sans|aucun)\s+$", folded[max(cs, d.start() - 12):d.start()]):
+            out.append(d.start())
+    return out
+
+
+def _regimen_matches(text: str) -> list[Match]:
+    """Anti-tuberculous regimens in WHO letter code ("2SRHZ/7RH"): one match per drug, on the code's span."""
+    tp = _tpatterns()
+    drugs = load_lexicons()["drugs"].terms
+    out = []
+    for r in tp["regimen"].finditer(text):
+        seen = []
+        for ch in re.sub(r"[^SRHZE]", "", r.group()):
+            if ch not in seen:
+                seen.append(ch)
+        for ch in seen:
+            terms = drugs.get(key_of(tp["regimen_letters"][ch]))
+            if terms:
+                out.append(Match(r.start(), r.end(), key_of(tp["regimen_letters"][ch]), (terms[0],)))
+    return out
 
 
 @dataclass
@@ -286,49 +434,95 @@ def _absence_candidates(ctx: _PageContext) -> list[_Cand]:
 
 
 def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen_matches: list[Match]) -> list[_Cand]:
-    """Drugs that are treatments. A drug in an allergy context is handed to the allergies instead
-    (appended to `allergen_matches`)."""
+    """Drugs and drug classes that are treatments. A drug in an allergy context is handed to the allergies instead
+    (appended to `allergen_matches`).
+
+    In a treatment section, an ordonnance or on a short posology line every drug is a treatment. In prose a drug
+    is one when a cue says it is taken ("sous X", "traité par X", "X a été instauré", "X à la dose de", or a
+    list that such a cue heads) and not only discussed ("pas de X", "résistance à X", "X refusé"); its status
+    there is read as of the end of the text: stop cues, in-stay drugs, completed courses, the patient's death."""
     pats = _patterns()
+    tp = _tpatterns()
     text, folded, sections = ctx.text, ctx.folded, ctx.sections
     whole_ordonnance = ctx.record.doc_type == "ordonnance"
     allergen_spans = {(m.start, m.end) for m in allergen_matches}
-    tr_drugs: list[tuple[Match, Section | None]] = []
+    drug_matches = sorted(drug_matches + [r for r in _regimen_matches(text) if not ctx.overlaps(r)], key=lambda x: x.start)
+    # (match, section, in a list or posology line, taken in prose: True / None)
+    rows: list[list] = []
     for m in drug_matches:
         sec = section_at(sections, m.start)
+        term = m.terms[0]
         if _allergy_context(folded, sec, m.start, m.end):
-            if not any(m.start < b and a < m.end for a, b in allergen_spans):
+            if term.kind != "class" and not any(m.start < b and a < m.end for a, b in allergen_spans):
                 allergen_matches.append(m)
             continue
+        if term.label in tp["non_drugs"]:
+            continue  # "urée 7 mmol/L", "sous oxygène", "Alcool : 1 verre/j"
         if pats["lab_value"].match(folded, m.end):
             continue  # "calcium 2,3 mmol/L": a lab result, not a treatment
         in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
-        posology = _posology_line(folded, m.start, m.end)
-        term = m.terms[0]
+        ls, le = _line_bounds(folded, m.start, m.end)
+        posology = le - ls <= 140 and _posology_line(folded, m.start, m.end)
         if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
             continue
-        if not (in_tr or posology):
-            # Outside a treatment list a drug is only discussed, unless a stop is stated right beside it:
-            # "Arrêt du Kardégic." in a conclusion, "Ventoline arrêtée (mauvaise tolérance)." in a letter.
-            ls, le = _line_bounds(folded, m.start, m.end)
-            if _status(folded, m, ls, le) != "stopped":
-                continue
         cs, _ = _clause_bounds(folded, m.start, m.end)
         if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
             continue
-        tr_drugs.append((m, sec))
+        listed = in_tr or posology
+        taken = None if listed else _taken_in_prose(folded, m)
+        if taken is False:
+            continue
+        rows.append([m, sec, listed, taken])
+    # A cue heading a written list covers the list ("sous colchicine, aspirine et prednisone"); a cue after
+    # the list's last drug covers it too ("Le paracétamol et le tramadol ont été utilisés").
+    for i in range(1, len(rows)):
+        if rows[i][3] is None and rows[i - 1][3] and _list_gap(folded, rows[i - 1][0].end, rows[i][0].start):
+            rows[i][3] = True
+    for i in range(len(rows) - 2, -1, -1):
+        if rows[i][3] is None and rows[i + 1][3] and _list_gap(folded, rows[i][0].end, rows[i + 1][0].start):
+            rows[i][3] = True
+    kept = []
+    for m, sec, listed, taken in rows:
+        if listed or taken:
+            kept.append((m, sec, listed))
+        elif _status(folded, m, *_line_bounds(folded, m.start, m.end)) == "stopped":
+            # "Arrêt du Kardégic." in a conclusion, "Ventoline arrêtée (mauvaise tolérance)." in a letter.
+            kept.append((m, sec, False))
+    deaths = _deaths(folded)
     cands: list[_Cand] = []
-    for i, (m, sec) in enumerate(tr_drugs):
+    prev_status = None
+    for i, (m, sec, listed) in enumerate(kept):
         term = m.terms[0]
-        prev_end = tr_drugs[i - 1][0].end if i else 0
-        next_start = tr_drugs[i + 1][0].start if i + 1 < len(tr_drugs) else len(text)
-        details = _treatment_details(folded, text, m, next_start)
-        status = _status(folded, m, prev_end, next_start) or "active"
-        in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
+        prev_end = kept[i - 1][0].end if i else 0
+        next_start = kept[i + 1][0].start if i + 1 < len(kept) else len(text)
+        details = _treatment_details(folded, text, m, next_start, prose=not listed)
+        cue = _status(folded, m, prev_end, next_start)
+        if cue is None and prev_status == "stopped" and i and _list_gap(folded, prev_end, m.start):
+            cue = "stopped"  # "arrêt du Kardégic, du Plavix et du Lasilix"
+        prev_status = cue
+        extra: dict = {**details, "status": cue or "active"}
+        if not listed:
+            prose = _prose_status(folded, m, term.code, deaths)
+            if cue == "active" and not prose.get("in_stay"):
+                prose.pop("status", None)
+                prose.pop("stop_reason", None)
+            if cue == "stopped":
+                prose.pop("in_stay", None)
+            extra.update(prose)
+            extra["status"] = prose.get("status", cue or "active")
+        if extra["status"] == "stopped" and not extra.get("stop_reason") and cue == "stopped":
+            extra["stop_reason"] = _stop_reason(folded, m)
+        in_tr = ctx.record.doc_type == "ordonnance" or (sec is not None and sec.block == "treatment")
         conf = 0.95 if in_tr else 0.75
         if term.kind == "brand" and term.strict:
             conf -= 0.15
+        if term.kind == "class":
+            conf -= 0.1
+            extra["is_class"] = True
+        if m.fuzzy:
+            conf *= m.score * 0.9
         cands.append(_Cand("treatment", m, term.label, sec, code=term.code, brand=term.brand if term.kind == "brand" else None,
-                           confidence=conf, extra={**details, "status": status}))
+                           confidence=conf, extra=extra))
         ctx.taken.append((m.start, m.end))
     return cands
 
@@ -420,7 +614,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
 
     cands = _absence_candidates(ctx)
     # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
-    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not ctx.overlaps(m)]
+    drug_matches = [m for m in find_drug_terms(text, folded, tokens) if not ctx.overlaps(m)]
     allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not ctx.overlaps(m)]
     cands += _treatment_candidates(ctx, drug_matches, allergen_matches)
     cands += _allergy_candidates(ctx, allergen_matches, find_terms(text, folded, tokens, lex["reactions"]))
@@ -454,7 +648,9 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             start=m.start, end=m.end, snippet=snippet_of(text, m.start, m.end, folded),
             section=c.section.name if c.section else None, code=c.code, kind=kind, date=extra.get("date"),
             reaction=extra.get("reaction"), brand=c.brand, dose=extra.get("dose"), frequency=extra.get("frequency"),
-            route=extra.get("route"), status=extra.get("status"), negated=neg and c.category != "absence",
+            route=extra.get("route"), status=extra.get("status"), in_stay=extra.get("in_stay", False),
+            stop_reason=extra.get("stop_reason"), start_date=extra.get("start"), is_class=extra.get("is_class", False),
+            negated=neg and c.category != "absence",
             hypothetical=hyp, family=family, ocr=is_ocr, confidence=round(max(0.0, min(1.0, conf)), 3),
         ))
     out.sort(key=lambda x: x.start)
