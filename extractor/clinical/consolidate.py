@@ -182,9 +182,10 @@ def _allergy_key(m: Mention) -> str:
 
 
 def _treatment_key(m: Mention) -> str:
+    # One substance is one treatment whatever ATC its use carries (aspirin: B01AC06 and N02BA01).
     if m.is_class:
         return f"class:{m.code or fold(m.label)}"
-    return f"atc:{m.code}:{fold(m.label)}" if m.code else f"drug:{fold(m.label)}"
+    return f"drug:{fold(m.label)}"
 
 
 def _build_history(groups: list[_Group]) -> list[HistoryEntry]:
@@ -234,11 +235,19 @@ def _link_classes(groups: list[_Group]) -> list[_Group]:
     matches stays a class entry. Among several candidates, one named in the same document comes first."""
     named = [g for g in groups if not any(m.is_class for m in g.mentions)]
     out = [g for g in groups if g in named]
+
+    def near(a: Mention, b: Mention) -> bool:
+        return a.page == b.page and abs(a.start - b.start) <= 150
     for g in groups:
         if g in named:
             continue
         code = g.mentions[0].code or ""
-        cands = [n for n in named if code and any((m.code or "").startswith(code) for m in n.mentions)]
+        class_in_stay = all(m.in_stay for m in g.mentions)
+        # a drug of the class, or an anti-infective written beside an anti-infective class ("une antibiothérapie
+        # associant rifampicine...": J01 for J04); never a bolus given in the stay for a home treatment's class
+        cands = [n for n in named if code and (class_in_stay or not all(m.in_stay for m in n.mentions))
+                 and any((m.code or "").startswith(code) or (code[:1] == "J" == (m.code or "")[:1] and near(m, c) and r.path == rc.path)
+                         for m, r in n.items for c, rc in g.items)]
         docs = {r.path for _, r in g.items}
         cands.sort(key=lambda n: not ({r.path for _, r in n.items} & docs))
         if cands:
@@ -248,10 +257,27 @@ def _link_classes(groups: list[_Group]) -> list[_Group]:
     return out
 
 
+def _absorb_combination_parts(groups: list[_Group]) -> list[_Group]:
+    """A fixed combination and its substances written apart in the same documents ("rifampicine, isoniazide
+    (Rifinah)") are one treatment: the combination."""
+    combos = [g for g in groups if " + " in g.mentions[0].label and not g.mentions[0].is_class]
+    out = []
+    for g in groups:
+        label = g.mentions[0].label
+        docs = {r.path for _, r in g.items}
+        home = next((c for c in combos if c is not g and label in c.mentions[0].label.split(" + ")
+                     and docs <= {r.path for _, r in c.items}), None)
+        if home is None:
+            out.append(g)
+        else:
+            home.items += g.items
+    return out
+
+
 def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[Conflict]]:
     entries: list[TreatmentEntry] = []
     conflicts: list[Conflict] = []
-    for g in _link_classes(groups):
+    for g in _absorb_combination_parts(_link_classes(groups)):
         chrono = g.chronological()
         named = [(m, r) for m, r in chrono if not m.is_class] or chrono
         latest_m, latest_r = named[-1]
@@ -261,8 +287,10 @@ def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[
         latest_doc_mentions = [m for m, r in chrono if (r.date or "") == last_date and r.path == latest_r.path]
         home = [m for m in latest_doc_mentions if not m.in_stay]
         in_stay = not home
+        # within the document, the last word on the drug (text order) says where it stands at the end
+        home.sort(key=lambda m: (m.page, m.start))
         stopped = [m for m in home if m.status == "stopped"]
-        status = "stopped" if in_stay or stopped else "active"
+        status = "stopped" if in_stay or (home and home[-1].status == "stopped") else "active"
         with_dose = [m for m, _ in named if m.dose]
         with_freq = [m for m, _ in named if m.frequency]
         stop = next((it for it in reversed(chrono) if it[0].status == "stopped" and not it[0].in_stay), None)

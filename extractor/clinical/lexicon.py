@@ -391,10 +391,13 @@ def _fuzzy_drug_index() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     the other lexicons (a word of a condition name is never taken for a misspelt drug)."""
     by_head: dict[str, list[str]] = {}
     for k, ts in load_lexicons()["drugs"].terms.items():
-        if " " in k or len(k) < FUZZY_DRUG_MIN or not k.isalpha() or any(t.strict or t.upper for t in ts):
+        # substances only: a brand is written as on the box, a substance is spelt from memory
+        if " " in k or len(k) < FUZZY_DRUG_MIN or not k.isalpha() or any(t.strict or t.upper or t.kind != "substance" for t in ts):
             continue
         by_head.setdefault(k[:2], []).append(k)
     words = {w for k in load_lexicons()["conditions"].terms for w in k.split(" ")}
+    # a word of a longer drug name ("benzathine" of benzathine benzylpénicilline) is a known word, not a slip
+    words |= {w for k in load_lexicons()["drugs"].terms if " " in k for w in k.split(" ")}
     words |= {w for k in load_drug_classes().terms for w in k.split(" ")}
     return {h: tuple(v) for h, v in by_head.items()}, frozenset(words)
 

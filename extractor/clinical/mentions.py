@@ -24,7 +24,8 @@ import re
 from dataclasses import dataclass
 
 from extractor.clinical.lexicon import (
-    Match, find_drug_terms, find_terms, fold, join_wrapped, key_of, load_cues, load_lexicons, read_toml, tokenize,
+    Match, find_drug_terms, find_terms, fold, join_wrapped, key_of, line_width, load_cues, load_lexicons, read_toml,
+    tokenize,
 )
 from extractor.clinical.nlp import qualify
 from extractor.clinical.sections import Section, find_sections, section_at
@@ -208,12 +209,14 @@ def _treatment_details(folded: str, text: str, m: Match, next_start: int, prose:
     _, ce = _line_bounds(folded, m.start, m.end)
     hi = min(ce, next_start)
     if prose:
-        _, se = _clause_bounds(folded, m.start, m.end)
-        hi = min(hi, se, m.end + 80)
+        _, se = _sentence_bounds(folded, m.start, m.end)
+        hi = min(next_start, se, m.end + 80)
     seg = folded[m.end:hi]
     durations = [(d.start(), d.end()) for p in pats["duration"] for d in p.finditer(seg)]
     out: dict = {}
     dm = _first(pats["dose"], seg, durations)
+    if dm and prose and re.match(r"\s+(?:de|d\W)", seg[dm.end():]):
+        dm = None  # "X et 2 g de Y": the dose of the next drug
     if dm:
         out["dose"] = " ".join(text[m.end + dm.start():m.end + dm.end()].split())
     elif prose:
@@ -278,6 +281,9 @@ def _tpatterns() -> dict:
         "not_before": re.compile(alt(c["not_taken"]["before"]) + tail),
         "not_after": re.compile(alt(c["not_taken"]["after"])),
         "death": re.compile(alt(st["death"])),
+        "past": re.compile(alt(st["past"])),
+        "stop_all": re.compile(alt(st["stop_all"])),
+        "course_end": re.compile(alt(st["course_end"])),
         "course": re.compile(alt(st["course"])),
         "in_stay": re.compile(alt(st["in_stay"])),
         "in_stay_atc": tuple(st["in_stay_atc"]),
@@ -295,9 +301,19 @@ def _tpatterns() -> dict:
 # (a dose or a brand in brackets, a route, "à faible dose").
 _LIST_ITEM_EXTRA = re.compile(
     r"\([^()]*\)|\b\d+(?:[.,]\d+)?\s?(?:mg|g|gr|µg|ug|ui|ml|%)(?:\s?/\s?(?:j|jour|kg|24\s?h))*\b|\bper os\b|\ben iv\b|\biv\b|"
-    r"\bintraveineu\w*|\bpar voie \w+|\boral\w*|\bseule?s?\b|\ba faible dose\b|\blp\b|\bchrono\b|[®*]|\br\b")
-_LIST_GAP = re.compile(r"^[\s,+/\-]*(?:(?:et|puis|ou|avec|plus|ainsi que|associee?s? a|\+)\b)?[\s,+/\-]*"
+    r"\bintraveineu\w*|\bpar voie \w+|\boral\w*|\bseule?s?\b|\ba faible dose\b|\blp\b|\bchrono\b|[®*]|\br\b|"
+    r"\ba (?:la |une )?doses? (?:\w+ )?de\b|\bpar jour\b")
+_LIST_GAP = re.compile(r"^[\s,+/\-()]*(?:(?:et|puis|ou|avec|plus|ainsi que|associee?s? a|\+)\b)?[\s,+/\-()]*"
                        r"(?:(?:de la|de l|du|des|de|d|la|le|les|l|un|une|a|au|aux|a l)\b\W*)*$")
+
+
+def _continues_prose(text: str, line_start: int) -> bool:
+    """The line at `line_start` goes on a sentence of the line above: that line is as wide as the page's
+    text and does not end a sentence (prose wrapped on the page, not a list item)."""
+    if line_start == 0:
+        return False
+    prev = text[text.rfind("\n", 0, line_start - 1) + 1:line_start - 1].rstrip()
+    return bool(prev) and prev[-1] not in ".:;!?)" and len(prev) >= 0.6 * line_width(text)
 
 
 def _list_gap(folded: str, a: int, b: int) -> bool:
@@ -307,12 +323,32 @@ def _list_gap(folded: str, a: int, b: int) -> bool:
     return bool(_LIST_GAP.match(_LIST_ITEM_EXTRA.sub(" ", folded[a:b])))
 
 
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n[ \t]*\n|:[ \t]*\n")
+
+
 def _sentence_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
-    ls, le = _line_bounds(folded, start, end)
-    dots = [x.end() for x in re.finditer(r"[.!?](?:\s|$)", folded[ls:start])]
-    ss = ls + dots[-1] if dots else ls
-    e = re.compile(r"[.!?](?:\s|$)").search(folded, end, le)
-    return ss, (e.start() if e else le)
+    """The sentence around a span. A single line break does not end a sentence (prose wrapped on the page
+    that `join_wrapped` could not tell from a list); a full stop, a blank line or a line ending on ':' does."""
+    lo = max(0, start - 600)
+    ends = [x.end() for x in _SENTENCE_END.finditer(folded, lo, start)]
+    ss = ends[-1] if ends else lo
+    e = _SENTENCE_END.search(folded, end, min(len(folded), end + 600))
+    return ss, (e.start() if e else min(len(folded), end + 600))
+
+
+_COMMA = re.compile(r"[;]|,(?!\d)")
+
+
+def _group_region(folded: str, first: Match, last: Match) -> tuple[int, int]:
+    """The part of its sentence a written list of drugs owns: from the comma before its first drug to the
+    comma after its last ("puis elle était mise sous prednisone (1 mg/kg/j) pendant 6 semaines")."""
+    ss, se = _sentence_bounds(folded, first.start, last.end)
+    commas = [x.end() for x in _COMMA.finditer(folded, ss, first.start)]
+    after = _COMMA.search(folded, last.end, se)
+    # a comma inside the brackets of an item ("(Plavix 75 mg/j, 1 cp)") does not end it
+    while after and folded.count("(", last.end, after.start()) > folded.count(")", last.end, after.start()):
+        after = _COMMA.search(folded, after.end(), se)
+    return (commas[-1] if commas else ss), (after.start() if after else se)
 
 
 def _taken_in_prose(folded: str, m: Match) -> bool | None:
@@ -330,26 +366,66 @@ def _taken_in_prose(folded: str, m: Match) -> bool | None:
     return None
 
 
-def _prose_status(folded: str, m: Match, code: str | None, deaths: list[int]) -> dict:
-    """What prose says of a taken drug at the end of the text: in-stay only, a completed course, or the
-    patient's death (then `stopped` with its reason); and the year it was started."""
+def _prose_status(folded: str, m: Match, code: str | None, ends: dict, region: tuple[int, int]) -> dict:
+    """What prose says of a taken drug at the end of the text: in-stay only, a completed course, a regimen of
+    the past, the patient's death (then `stopped` with its reason); and the year it was started.
+
+    In-stay and course cues are read in the part of the sentence its written list owns (`region`), past
+    cues in its sentence; `ends` holds the positions of statements that end treatments later on."""
     tp = _tpatterns()
     ss, se = _sentence_bounds(folded, m.start, m.end)
+    own = folded[region[0]:region[1]]
     sentence = folded[ss:se]
     out: dict = {}
     code = code or ""
-    stay = code.startswith(tp["in_stay_atc"]) or bool(tp["in_stay"].search(sentence))
+    stay = code.startswith(tp["in_stay_atc"]) or bool(tp["in_stay"].search(own))
     if code.startswith(tp["course_atc"]) and not tp["long_term"].search(sentence):
         stay = True
     if stay:
         out.update(in_stay=True, status="stopped")
-    elif tp["course"].search(sentence):
+    elif any(not re.match(r"\W*(?:\S+\s+){0,3}?(?:suivi\w*|puis|relai\w*|relaye\w*)\b", folded[c.end():region[1]])
+             for c in tp["course"].finditer(folded, ss, region[1])):
+        # "pendant 6 semaines suivie d'une décroissance" goes on; "pendant 10 jours." is over
         out.update(status="stopped", stop_reason="traitement terminé")
-    if any(d > m.end for d in deaths):
+    elif tp["past"].search(folded, ss, m.start):
+        out.update(status="stopped", stop_reason="remplacé")
+    if code.startswith("J") and any(d > m.end for d in ends["course_end"]):
+        out.update(status="stopped", stop_reason=out.get("stop_reason") or "traitement terminé")
+    if any(d > m.end for d in ends["stop_all"]):
+        out.update(status="stopped", stop_reason="arrêt de tous les traitements", in_stay=False)
+    if any(d > m.end for d in ends["death"]):
         out.update(status="stopped", stop_reason="décès")
     ym = tp["start"].search(folded, m.end, min(se, m.end + 60))
     if ym:
         out["start"] = next(g for g in ym.groups() if g)
+    return out
+
+
+def _left_out_of_last_regimen(folded: str, prose: list[Match]) -> set:
+    """Drugs written before the text's last full regimen ("sous traitement associant X, Y et Z": 3 drugs or
+    more under a "traitement" or discharge cue) and missing from it were replaced (a drug class counts as
+    present when a drug of the regimen belongs to it)."""
+    lists: list[list[Match]] = []
+    for m in prose:
+        if lists and _list_gap(folded, lists[-1][-1].end, m.start):
+            lists[-1].append(m)
+        else:
+            lists.append([m])
+    regimens = [g for g in lists if len(g) >= 3 and re.search(r"\btraitement\b|\bsortie\b|\bquitte\b",
+                                                                 folded[max(0, g[0].start - 80):g[0].start])]
+    if not regimens:
+        return set()
+    last = regimens[-1]
+    codes = [t.code or "" for x in last for t in x.terms[:1]]
+    labels = {x.terms[0].label for x in last}
+    out = set()
+    for m in prose:
+        if m.start >= last[0].start:
+            break
+        t = m.terms[0]
+        if t.label in labels or (t.code and any(c.startswith(t.code) or t.code.startswith(c) for c in codes if c)):
+            continue
+        out.add(m)
     return out
 
 
@@ -462,7 +538,10 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
             continue  # "calcium 2,3 mmol/L": a lab result, not a treatment
         in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
         ls, le = _line_bounds(folded, m.start, m.end)
-        posology = le - ls <= 140 and _posology_line(folded, m.start, m.end)
+        # a list or prescription line starts with the drug ("- Kardégic 75 mg", "2) TAHOR 20 mg"); a dose
+        # further in a line is prose wrapped on the page, read with the prose rules
+        posology = len(re.sub(r"[\W\d_]+", "", folded[ls:m.start])) <= 3 and not _continues_prose(text, ls) \
+            and _posology_line(folded, m.start, m.end)
         if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
             continue
         cs, _ = _clause_bounds(folded, m.start, m.end)
@@ -488,7 +567,18 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
         elif _status(folded, m, *_line_bounds(folded, m.start, m.end)) == "stopped":
             # "Arrêt du Kardégic." in a conclusion, "Ventoline arrêtée (mauvaise tolérance)." in a letter.
             kept.append((m, sec, False))
-    deaths = _deaths(folded)
+    ends = {"death": _deaths(folded), "stop_all": [x.start() for x in tp["stop_all"].finditer(folded)],
+            "course_end": [x.start() for x in tp["course_end"].finditer(folded)]}
+    replaced = _left_out_of_last_regimen(folded, [k[0] for k in kept if not k[2]])
+    regions: dict[int, tuple[int, int]] = {}
+    group: list[Match] = []
+    prose_kept = [k[0] for k in kept if not k[2]]
+    for i, m in enumerate(prose_kept):
+        group.append(m)
+        if i + 1 == len(prose_kept) or not _list_gap(folded, m.end, prose_kept[i + 1].start):
+            region = _group_region(folded, group[0], group[-1])
+            regions.update({id(x): region for x in group})
+            group = []
     cands: list[_Cand] = []
     prev_status = None
     for i, (m, sec, listed) in enumerate(kept):
@@ -502,9 +592,11 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
         prev_status = cue
         extra: dict = {**details, "status": cue or "active"}
         if not listed:
-            prose = _prose_status(folded, m, term.code, deaths)
-            if cue == "active" and not prose.get("in_stay"):
-                prose.pop("status", None)
+            prose = _prose_status(folded, m, term.code, ends, regions[id(m)])
+            if m in replaced and prose.get("status") != "stopped":
+                prose.update(status="stopped", stop_reason="remplacé")
+            if cue == "active" and prose.get("stop_reason") == "remplacé":
+                prose.pop("status", None)  # "relais par X": X is the new drug, not the past one
                 prose.pop("stop_reason", None)
             if cue == "stopped":
                 prose.pop("in_stay", None)
