@@ -24,7 +24,8 @@ import re
 from dataclasses import dataclass
 
 from extractor.clinical.lexicon import (
-    Match, find_drug_terms, find_terms, fold, join_wrapped, key_of, line_width, load_cues, load_lexicons, read_toml,
+    Match, find_drug_terms, find_terms, fold, join_wrapped, key_of, line_width, load_cues, load_drug_classes, load_lexicons,
+    read_toml,
     tokenize,
 )
 from extractor.clinical.nlp import qualify
@@ -280,6 +281,7 @@ def _tpatterns() -> dict:
         "dose_before": re.compile(r"(?P<dose>" + c["take"]["dose_before"][:-1] + r")$"),
         "not_before": re.compile(alt(c["not_taken"]["before"]) + tail),
         "not_after": re.compile(alt(c["not_taken"]["after"])),
+        "not_anywhere": re.compile(alt(c["not_taken"]["before_anywhere"])),
         "death": re.compile(alt(st["death"])),
         "past": re.compile(alt(st["past"])),
         "stop_all": re.compile(alt(st["stop_all"])),
@@ -357,7 +359,7 @@ def _taken_in_prose(folded: str, m: Match) -> bool | None:
     ss, se = _sentence_bounds(folded, m.start, m.end)
     before = folded[max(ss, m.start - 120):m.start]
     after = folded[m.end:min(se, m.end + 120)]
-    if tp["not_before"].search(before) or tp["not_after"].search(after):
+    if tp["not_before"].search(before) or tp["not_after"].search(after) or tp["not_anywhere"].search(before):
         return False
     if tp["take_before"].search(before) or tp["take_after"].search(after):
         return True
@@ -448,7 +450,7 @@ def _deaths(folded: str) -> list[int]:
 def _regimen_matches(text: str) -> list[Match]:
     """Anti-tuberculous regimens in WHO letter code ("2SRHZ/7RH"): one match per drug, on the code's span."""
     tp = _tpatterns()
-    drugs = load_lexicons()["drugs"].terms
+    drugs = {**load_drug_classes().terms, **load_lexicons()["drugs"].terms}
     out = []
     for r in tp["regimen"].finditer(text):
         seen = []
@@ -540,7 +542,7 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
         ls, le = _line_bounds(folded, m.start, m.end)
         # a list or prescription line starts with the drug ("- Kardégic 75 mg", "2) TAHOR 20 mg"); a dose
         # further in a line is prose wrapped on the page, read with the prose rules
-        posology = len(re.sub(r"[\W\d_]+", "", folded[ls:m.start])) <= 3 and not _continues_prose(text, ls) \
+        posology = len(re.sub(r"[\W\d_]+", "", folded[ls:m.start])) <= 1 and not _continues_prose(text, ls) \
             and _posology_line(folded, m.start, m.end)
         if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
             continue
@@ -593,11 +595,11 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
         extra: dict = {**details, "status": cue or "active"}
         if not listed:
             prose = _prose_status(folded, m, term.code, ends, regions[id(m)])
-            if m in replaced and prose.get("status") != "stopped":
-                prose.update(status="stopped", stop_reason="remplacé")
             if cue == "active" and prose.get("stop_reason") == "remplacé":
                 prose.pop("status", None)  # "relais par X": X is the new drug, not the past one
                 prose.pop("stop_reason", None)
+            if m in replaced and prose.get("status") != "stopped":
+                prose.update(status="stopped", stop_reason="remplacé")
             if cue == "stopped":
                 prose.pop("in_stay", None)
             extra.update(prose)
