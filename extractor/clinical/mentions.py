@@ -527,9 +527,14 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
     drug_matches = sorted(drug_matches + [r for r in _regimen_matches(text) if not ctx.overlaps(r)], key=lambda x: x.start)
     # (match, section, in a list or posology line, taken in prose: True / None)
     rows: list[list] = []
+    prev_drug: Match | None = None
     for m in drug_matches:
         sec = section_at(sections, m.start)
         term = m.terms[0]
+        after_drug, prev_drug = prev_drug, m
+        if term.kind == "class" and after_drug is not None and after_drug.terms[0].kind != "class" \
+                and re.fullmatch(r"\s*\(\s*", folded[after_drug.end:m.start]):
+            continue  # "Cardensiel (bêtabloquant)": the class of the drug just named, not a treatment of its own
         if _allergy_context(folded, sec, m.start, m.end):
             if term.kind != "class" and not any(m.start < b and a < m.end for a, b in allergen_spans):
                 allergen_matches.append(m)
