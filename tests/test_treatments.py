@@ -31,12 +31,12 @@ def entries(text: str):
     "Patiente hypertendue sous <ent category=treatment label=amlodipine status=active>amlodipine</ent> depuis 2015.",
     "Il est traité au long cours par <ent label=colchicine>colchicine</ent>, <ent label=\"acide acétylsalicylique\">aspirine</ent> "
     "et <ent label=prednisone dose=\"10 mg/j\">prednisone</ent> à faible dose (10 mg/j).",
-    "La patiente a été mise sous <ent label=\"valproate de sodium\" dose=\"1000mg/jour\">valproate de sodium</ent> à la dose de 1000mg/jour.",
+    "La patiente a été mise sous <ent label=\"valproate de sodium\" dose=\"1000mg/j\">valproate de sodium</ent> à la dose de 1000mg/jour.",
     "Le traitement d'entretien associe du <ent label=furosémide route=\"per os\">furosémide</ent> per os, du "
     "<ent label=périndopril>périndopril</ent> et de l'<ent label=acénocoumarol>acénocoumarol</ent>.",
     "L'<ent label=\"acide valproïque\">acide valproïque</ent> a été instauré en remplacement.",
     "Devant la récidive, relais par <ent label=\"acide zolédronique\" status=active>acide zolédronique</ent>.",
-    "L'hyperuricémie est traitée par <ent label=allopurinol dose=\"200 mg/jour\">allopurinol</ent> 200 mg/jour.",
+    "L'hyperuricémie est traitée par <ent label=allopurinol dose=\"200 mg/j\">allopurinol</ent> 200 mg/jour.",
 ])
 def test_drug_taken_in_prose(marked):
     check(marked)
@@ -197,9 +197,9 @@ def test_non_drugs_are_not_treatments(text):
 
 @pytest.mark.parametrize("marked", [
     "Mise sous <ent label=amoxicilline dose=\"1 g\" frequency=\"3/j\">amoxicilline</ent> 1 g 3/j.",
-    "Traité par <ent label=ceftriaxone dose=\"2 g par jour\">ceftriaxone</ent> à la dose de 2 g par jour.",
+    "Traité par <ent label=ceftriaxone dose=\"2 g/j\">ceftriaxone</ent> à la dose de 2 g par jour.",
     "Sous <ent label=phénobarbital dose=\"5 mg/kg/j\">phénobarbital</ent> à la dose d'entretien de 5 mg/kg/j.",
-    "Supplémentation en <ent label=\"vitamine D\" dose=\"5000 U.I par jour\">vitamine D</ent> (5000 U.I par jour).",
+    "Supplémentation en <ent label=\"vitamine D\" dose=\"5000 UI/j\">vitamine D</ent> (5000 U.I par jour).",
     "Elle prend du <ent label=ramipril dose=\"cinq milligrammes\">ramipril</ent> cinq milligrammes le matin.",
     "Sous <ent label=salbutamol route=inhalé>salbutamol</ent> 2 bouffées matin et soir.",
 ])

@@ -219,12 +219,11 @@ def _treatment_details(folded: str, text: str, m: Match, next_start: int, prose:
     if dm and prose and re.match(r"\s+(?:de|d\W)", seg[dm.end():]):
         dm = None  # "X et 2 g de Y": the dose of the next drug
     if dm:
-        out["dose"] = " ".join(text[m.end + dm.start():m.end + dm.end()].split())
+        out["dose"] = _light_dose(text[m.end + dm.start():m.end + dm.end()])
     elif prose:
         bm = _tpatterns()["dose_before"].search(folded, max(0, m.start - 30), m.start)
         if bm:
-            written = " ".join(text[bm.start():bm.end()].split())
-            out["dose"] = re.sub(r"\s*(?:de|d\W?)\s*$", "", written, flags=re.I)
+            out["dose"] = _light_dose(re.sub(r"\s*(?:de|d\W?)\s*$", "", text[bm.start():bm.end()], flags=re.I))
     excl = durations + ([(dm.start(), dm.end())] if dm else [])
     fm = _first(pats["frequency"], seg, excl)
     if fm:
@@ -234,6 +233,13 @@ def _treatment_details(folded: str, text: str, m: Match, next_start: int, prose:
             out["route"] = val
             break
     return out
+
+
+def _light_dose(written: str) -> str:
+    """A dose as written, normalised lightly: spaces collapsed, "U.I" -> "UI", "par jour" -> "/j"."""
+    d = " ".join(written.split())
+    d = re.sub(r"\b[uU]\.\s?[iI]\.?", "UI", d)
+    return re.sub(r"\s?(?:par|/)\s?(jour|semaine)\b", lambda x: "/j" if x.group(1) == "jour" else "/semaine", d)
 
 
 def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None:
@@ -385,7 +391,7 @@ def _prose_status(folded: str, m: Match, code: str | None, ends: dict, region: t
         stay = True
     if stay:
         out.update(in_stay=True, status="stopped")
-    elif any(not re.match(r"\W*(?:\S+\s+){0,3}?(?:suivi\w*|puis|relai\w*|relaye\w*)\b", folded[c.end():region[1]])
+    elif not re.search(r"\bdepuis\b", folded[m.end:region[1]]) and any(not re.match(r"\W*(?:\S+\s+){0,3}?(?:suivi\w*|puis|relai\w*|relaye\w*)\b", folded[c.end():region[1]])
              for c in tp["course"].finditer(folded, ss, region[1])):
         # "pendant 6 semaines suivie d'une décroissance" goes on; "pendant 10 jours." is over
         out.update(status="stopped", stop_reason="traitement terminé")
