@@ -36,6 +36,7 @@ def entries(text: str):
     "<ent label=périndopril>périndopril</ent> et de l'<ent label=acénocoumarol>acénocoumarol</ent>.",
     "L'<ent label=\"acide valproïque\">acide valproïque</ent> a été instauré en remplacement.",
     "Devant la récidive, relais par <ent label=\"acide zolédronique\" status=active>acide zolédronique</ent>.",
+    "Remise sous le même protocole de chimiothérapie avec relais par <ent label=\"acide zolédronique\">acide zolédronique</ent>.",
     "L'hyperuricémie est traitée par <ent label=allopurinol dose=\"200 mg/j\">allopurinol</ent> 200 mg/jour.",
 ])
 def test_drug_taken_in_prose(marked):
@@ -177,7 +178,7 @@ def test_misspelt_drug_is_matched_with_lower_confidence(written, substance):
     assert m.label == substance and m.confidence < 0.75
 
 
-@pytest.mark.parametrize("word", ["prednisolne", "hypertension", "benzathine", "concentration", "flgyl"])
+@pytest.mark.parametrize("word", ["prednisolne", "hypertension", "benzathine", "concentration", "flgyl", "phosphatase"])
 def test_fuzzy_guards(word):
     # two close substances (prednisone / prednisolone), words of other names, short or common words
     assert fuzzy_drug(word) is None

@@ -407,7 +407,7 @@ def fuzzy_drug(token: str) -> tuple[str, float] | None:
     """The drug name a misspelt word stands for ("glyclazide" -> gliclazide, "amoxilline" -> amoxicilline), with
     its similarity in [0, 1], or None.
 
-    Guards: words of 7+ letters only, same first two letters, length within 2, not a word of the condition
+    Guards: words of 7+ letters only, same first two letters, at most 2 letters fewer or 1 more, not a word of the condition
     or class lexicons, and never when two names of different substances are about as close (prednisone /
     prednisolone): a misspelling between two real drugs cannot be resolved."""
     from rapidfuzz import fuzz, process
@@ -415,7 +415,8 @@ def fuzzy_drug(token: str) -> tuple[str, float] | None:
     index, words = _fuzzy_drug_index()
     if token in words:
         return None
-    pool = [k for k in index.get(token[:2], ()) if abs(len(k) - len(token)) <= 2]
+    # a slip drops letters more often than it adds them; a longer word is another word ("phosphatase")
+    pool = [k for k in index.get(token[:2], ()) if -2 <= len(token) - len(k) <= 1]
     if not pool:
         return None
     # long names bear two slips ("ethombitol" for éthambutol); shorter ones one

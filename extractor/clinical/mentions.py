@@ -558,8 +558,10 @@ def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen
         if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
             continue
         cs, _ = _clause_bounds(folded, m.start, m.end)
-        if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
-            continue
+        if pats["not_current"].search(folded, max(cs, m.start - 40), m.start) \
+                and not re.search(pats["start_before"].pattern + r"\W*(?:(?:du|de la|de l|de|d|des|le|la|l)\W+)?$",
+                                  folded[max(cs, m.start - 40):m.start]):
+            continue  # "chimiothérapie par X" is a past course; "chimiothérapie ... avec relais par X" is X now
         listed = in_tr or posology
         taken = None if listed else _taken_in_prose(folded, m)
         if taken is False:
