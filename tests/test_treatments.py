@@ -206,3 +206,19 @@ def test_non_drugs_are_not_treatments(text):
 ])
 def test_posology_in_prose(marked):
     check(marked)
+
+
+# Consolidation of a text's treatments -----------------------------------------------------------------------
+
+def test_combination_absorbs_its_substances_written_apart():
+    es = {e.drug: e for e in entries("Une triple antibiothérapie a été instaurée, associant rifampicine, isoniazide "
+                                     "(Rifinah 300 mg) et pyrazinamide (500 mg).")}
+    assert sorted(es) == ["isoniazide + rifampicine", "pyrazinamide"]
+    assert es["isoniazide + rifampicine"].atc == "J04AM02"
+
+
+def test_one_substance_is_one_entry_whatever_its_atc():
+    es = entries("Aux urgences, Aspégic 250 mg en IV. Il quitte le service sous aspirine (Kardégic 75 mg/j), "
+                 "clopidogrel (Plavix 75 mg/j) et ramipril 5 mg/j.")
+    aspirin = [e for e in es if e.drug == "acide acétylsalicylique"]
+    assert len(aspirin) == 1 and aspirin[0].status == "active" and aspirin[0].dose == "75 mg/j"
