@@ -9,7 +9,10 @@ Rules, in the order they apply:
    history entries, never the patient's own, and never allergies or treatments.
 3. The same item said many ways becomes one entry: codes first (CIM-10, ATC, substance), then
    rapidfuzz on the folded label. Every source is kept.
-4. For treatments the most recent document decides status and dose (undated documents count as oldest).
+4. For treatments the most recent document decides status and dose (undated documents count as oldest);
+   within it the last mention in text order decides, and a drug given only during the stay (`in_stay`)
+   is never active. A class written alone joins the named drug of that class; a fixed combination
+   absorbs its substances written apart in the same documents; one substance is one entry.
 5. Block statuses: `known` when there is an entry, `none_known` when only explicit absences were
    written, `unknown` otherwise. Never inferred from an empty list.
 6. Contradictions between documents go to `conflicts`.

@@ -10,10 +10,12 @@ Block rules (clinical conventions):
   family section or when EDS-NLP says so, surgical for procedures or in a surgical-history section.
 - allergy: allergens (and any drug) in an allergy section, or in a clause with an allergy cue
   ("allergie à", "intolérance aux"); the reaction is read in the same clause.
-- treatment: drugs in a treatment / ordonnance section (or a whole ordonnance), or on a line with posology,
-  or anywhere with a stop cue right beside them ("Arrêt du Kardégic." in a conclusion);
-  a drug only discussed elsewhere ("sous Kardégic depuis 2010" in the history of illness) is not a current
-  treatment. A stop cue makes it `stopped`; "remplacé par X" makes X active.
+- treatment: drugs and drug classes in a treatment / ordonnance section (or a whole ordonnance), or on a
+  list line that starts with the drug and carries posology; in prose, when a cue says the patient takes or
+  took it ("sous Kardégic depuis 2010", "traité par X", "X a été instauré", "X à la dose de", a list such a
+  cue heads; `rules/treatment_cues.toml`) and it is not only discussed ("résistance à X", "X refusé"), or
+  with a stop cue right beside it. A stop cue makes it `stopped`; "remplacé par X" makes X active; prose
+  adds in-stay drugs (`in_stay`, never active), completed courses, replaced regimens and the patient's death.
 - absence: explicit absence phrasings of `rules/cues.toml` [absence], or a section of a block whose whole
   body is a bare "néant" / "0" / "RAS".
 """
