@@ -133,6 +133,11 @@ def test_class_is_linked_to_the_named_drug_of_that_class():
     assert all(not e.is_class and len(e.sources) == 2 for e in es)
 
 
+def test_longer_class_name_wins_over_a_brand_inside_it():
+    (m,) = treatments("Des collyres mouillants ont été prescrits.")
+    assert m.label == "larmes artificielles" and m.is_class
+
+
 def test_class_only_named_as_a_hypothesis_is_not_a_treatment():
     assert not [e for e in entries("Il n'avait pas reçu de traitement corticoïde ou immunosuppresseur.")]
 

@@ -369,8 +369,10 @@ def find_drug_terms(text: str, folded: str, tokens: list[tuple[str, int, int]]) 
     alias_spans = {(c.start, c.end): c for c in classes if c.terms[0].kind == "substance"}
     found = [alias_spans.pop((m.start, m.end)) if (m.start, m.end) in alias_spans else m for m in found]
     for c in classes:
-        if not any(c.start < m.end and m.start < c.end for m in found):
-            found.append(c)
+        over = [m for m in found if c.start < m.end and m.start < c.end]
+        # a longer class name wins over a drug name inside it ("collyres mouillants" is not the brand "Collyre")
+        if all(c.start <= m.start and m.end <= c.end and (m.end - m.start) < (c.end - c.start) for m in over):
+            found = [m for m in found if m not in over] + [c]
     covered = [(m.start, m.end) for m in found]
     for tok in tokens:
         if len(tok[0]) >= FUZZY_DRUG_MIN and tok[0].isalpha() and not any(a <= tok[1] < b for a, b in covered):
