@@ -203,6 +203,7 @@ def test_non_drugs_are_not_treatments(text):
 
 @pytest.mark.parametrize("marked", [
     "Mise sous <ent label=amoxicilline dose=\"1 g\" frequency=\"3/j\">amoxicilline</ent> 1 g 3/j.",
+    "Traitement par <ent label=lévofloxacine dose=\"500 mg\" frequency=\"deux fois par jour\">lévofloxacine</ent> 500 mg deux fois par jour.",
     "Traité par <ent label=ceftriaxone dose=\"2 g/j\">ceftriaxone</ent> à la dose de 2 g par jour.",
     "Sous <ent label=phénobarbital dose=\"5 mg/kg/j\">phénobarbital</ent> à la dose d'entretien de 5 mg/kg/j.",
     "Supplémentation en <ent label=\"vitamine D\" dose=\"5000 UI/j\">vitamine D</ent> (5000 U.I par jour).",

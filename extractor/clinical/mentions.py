@@ -218,7 +218,7 @@ def _treatment_details(folded: str, text: str, m: Match, next_start: int, prose:
     durations = [(d.start(), d.end()) for p in pats["duration"] for d in p.finditer(seg)]
     out: dict = {}
     dm = _first(pats["dose"], seg, durations)
-    if dm and prose and re.match(r"\s+(?:de|d\W)", seg[dm.end():]):
+    if dm and prose and re.match(r"\s+(?:de\b|d\W)", seg[dm.end():]):
         dm = None  # "X et 2 g de Y": the dose of the next drug
     if dm:
         out["dose"] = _light_dose(text[m.end + dm.start():m.end + dm.end()])
