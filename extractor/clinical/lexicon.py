@@ -358,13 +358,33 @@ def _split_listed_combinations(text: str, folded: str, tokens: list, matches: li
     return out
 
 
+@functools.cache
+def _class_heads() -> tuple[frozenset[str], int]:
+    lex = load_drug_classes()
+    return frozenset(k.split(" ")[0] for k in lex.terms), lex.max_len
+
+
+def _find_classes(text: str, folded: str, tokens: list[tuple[str, int, int]]) -> list[Match]:
+    """Class and alias matches, looked up only in the runs of tokens that can start one (a page holds few)."""
+    heads, width = _class_heads()
+    runs: list[list[int]] = []
+    for i, tok in enumerate(tokens):
+        if tok[0] in heads:
+            if runs and i <= runs[-1][1]:
+                runs[-1][1] = max(runs[-1][1], i + width)
+            else:
+                runs.append([i, i + width])
+    lex = load_drug_classes()
+    return [m for a, b in runs for m in find_terms(text, folded, tokens[a:b], lex)]
+
+
 def find_drug_terms(text: str, folded: str, tokens: list[tuple[str, int, int]]) -> list[Match]:
     """Drug mentions of a page: BDPM names (fixed combinations whole), then classes and aliases of
     `rules/drug_classes.tsv` where no drug name was found, then guarded fuzzy matches (`fuzzy_drug`) of
     the words left. Non-overlapping, in text order."""
     drugs = load_lexicons()["drugs"]
     found = _split_listed_combinations(text, folded, tokens, find_terms(text, folded, tokens, drugs), drugs)
-    classes = find_terms(text, folded, tokens, load_drug_classes())
+    classes = _find_classes(text, folded, tokens)
     # A curated alias on the same words wins over a BDPM name without ATC ("vitamine D3", "acide salicylique").
     alias_spans = {(c.start, c.end): c for c in classes if c.terms[0].kind == "substance"}
     found = [alias_spans.pop((m.start, m.end)) if (m.start, m.end) in alias_spans else m for m in found]

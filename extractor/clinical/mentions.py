@@ -458,17 +458,23 @@ def _deaths(folded: str) -> list[int]:
 def _regimen_matches(text: str) -> list[Match]:
     """Anti-tuberculous regimens in WHO letter code ("2SRHZ/7RH"): one match per drug, on the code's span."""
     tp = _tpatterns()
-    drugs = {**load_drug_classes().terms, **load_lexicons()["drugs"].terms}
+    lexicons = (load_lexicons()["drugs"].terms, load_drug_classes().terms)
     out = []
     for r in tp["regimen"].finditer(text):
+        start = r.start()
+        while start and text[start - 1].isdigit() and r.start() - start < 2:
+            start -= 1  # the months of the first phase: "2SRHZ"
+        if start and text[start - 1].isalnum():
+            continue  # inside a word or a code, not a regimen
         seen = []
         for ch in re.sub(r"[^SRHZE]", "", r.group()):
             if ch not in seen:
                 seen.append(ch)
         for ch in seen:
-            terms = drugs.get(key_of(tp["regimen_letters"][ch]))
+            key = key_of(tp["regimen_letters"][ch])
+            terms = next((lx[key] for lx in lexicons if key in lx), None)
             if terms:
-                out.append(Match(r.start(), r.end(), key_of(tp["regimen_letters"][ch]), (terms[0],)))
+                out.append(Match(start, r.end(), key, (terms[0],)))
     return out
 
 
