@@ -107,6 +107,10 @@ class Mention(BaseModel):
     frequency: str | None = None
     route: str | None = None
     status: TreatmentStatus | None = None
+    in_stay: bool = False  # a drug given only during the stay (anaesthesia, IV course, in-stay antibiotic)
+    stop_reason: str | None = None  # as written ("devant l'apparition d'une toxicité", "décès")
+    start_date: str | None = None  # year a treatment was started, when stated ("depuis 2015")
+    is_class: bool = False  # a drug class written without a named drug ("sous bêtabloquant")
     negated: bool = False
     hypothetical: bool = False
     family: bool = False

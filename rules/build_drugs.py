@@ -16,6 +16,10 @@ Conventions:
 - strict=1: the name is also a common French word (or very short): it counts only with posology or in a
   treatment section, and must be written with a capital.
 - Homeopathy is excluded.
+- Fixed combinations (products of 2 or 3 substances with an ATC): the substances written one after the other
+  in any order ("amoxicilline + acide clavulanique", "fluticasone/formotérol", "sulfaméthoxazole-triméthoprime")
+  are a surface of their own, so the combination is one entry with the combination ATC (J01CR02), never
+  split into its parts; the ATC is the one most products of that composition carry.
 
 Rebuild: /work/venv/bin/python -m rules.build_drugs [--bdpm /work/shared/data/bdpm]
 """
@@ -25,6 +29,7 @@ import argparse
 import collections
 import csv
 import gzip
+import itertools
 import json
 import re
 import sys
@@ -207,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # surface key -> aggregated info
     agg: dict[str, dict] = {}
+    combos: dict[tuple[str, ...], dict] = {}  # substances of a fixed combination -> ATC, forms, routes
 
     def add(surface: str, kind: str, substance: str, brand: str | None, form: str, routes: list[str], atc: str | None):
         k = key_of(surface)
@@ -243,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
             brand = brand_of(name)
             bkey = key_of(brand)
             atc = atc_of.get(bkey) or (atc_of.get(key_of(subs[0])) if len(subs) == 1 else None)
+            if 2 <= len(subs) <= 3 and atc:
+                c = combos.setdefault(tuple(subs), {"atc": collections.Counter(), "form": form, "routes": route_list})
+                c["atc"][atc] += 1
             for s in subs:  # each substance is a surface of its own
                 add(s, "substance", s, None, form, route_list, atc_of.get(key_of(s)) or (atc if len(subs) == 1 else None))
             first_sub_tokens = key_of(subs[0]).split()
@@ -258,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
             if first != brand and len(first) >= 4:
                 add(first, "brand", substance,
                     BRAND_DISPLAY.get(first.upper()) or first.capitalize(), form, route_list, atc_of.get(key_of(first)) or atc)
+
+    for subs, c in sorted(combos.items()):
+        atc = c["atc"].most_common(1)[0][0]
+        for perm in itertools.permutations(subs):
+            if key_of(" ".join(perm)) not in agg:
+                add(" + ".join(perm), "substance", " + ".join(subs), None, c["form"], c["routes"], atc)
 
     rows = []
     for k, e in agg.items():

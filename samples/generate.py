@@ -201,6 +201,7 @@ class Dossier:
         self.med_docs: dict[str, list] = {}
         self.docs: list[Doc] = []
         self.seq = 0
+        self.courses: dict[str, str] = {}  # drugs of in-stay and course prose -> ATC, for the gold
         self.family: list[dict] = []
         self.allergy_list: list[dict] = []
         self.meds: list[Med] = []
@@ -399,6 +400,35 @@ class Dossier:
             doc.stated.add(("h", lab))
         words = " et ".join(a for _, a in chosen)
         return f"Patient(e) {words} connu(e)."
+
+    def treatment_prose_lines(self, doc: Doc, meds: list[Med]) -> list[str]:
+        """Treatments as letters write them in sentences (issue 11): a current drug under a take cue (sometimes
+        with its class), an in-stay drug of the last stay, a finished course with its duration. The last two
+        are stopped treatments of the gold. Drawn from a generator of its own, so other phenomena keep their draws."""
+        r = random.Random(f"{self.seed}-{self.id}-{doc.date}-prose")
+        out = []
+        allergens = {a["item"]["substance"] for a in self.allergy_list}
+        taken = {m.item["drug"] for m in meds} | allergens
+        if meds and r.random() < 0.5:
+            m = r.choice(meds)
+            tpl = r.choice(phrasing("treatment_taken_prose", self.split))["t"]
+            name = m.name()
+            out.append(tpl.format(name=name, Name=name[0].upper() + name[1:], dose=m.dose, pos=m.pos["t"],
+                                  year=r.randint(2008, 2018), **{"class": m.item["class"]}))
+            self.state_med(doc, m, m.dose, "active", m.as_brand and m.item.get("brand") is not None)
+        for kind in ("in_stay", "course"):
+            pool = [c for c in items("drugs", self.split, "prose_courses") if c["kind"] == kind and c["drug"] not in taken]
+            if not pool or r.random() >= 0.35:
+                continue
+            c = r.choice(pool)
+            as_brand = c["brand"] is not None and r.random() < 0.5
+            name = c["brand"] if as_brand else c["drug"]
+            tpl = r.choice(phrasing(f"{kind}_prose", self.split))["t"]
+            out.append(tpl.format(name=name, dose=c["dose"], days=c.get("days", 0)))
+            self.seq += 1
+            doc.stated.add(("t", c["drug"], c["dose"], None, c["brand"] if as_brand else None, "stopped", self.seq))
+            self.courses[c["drug"]] = c["atc"]
+        return out
 
     def lab_prose(self) -> str:
         lab = self.rng.choice(phrasing("labs", self.split))
@@ -600,6 +630,7 @@ class Dossier:
                 paras.append(self.none_treatment(d))
         if ev_idx == i and self.event:
             paras.append(self.event_line(d))
+        paras += self.treatment_prose_lines(d, meds)
         if r.random() < 0.4:
             x = self.past_line()
             if x:
@@ -941,7 +972,7 @@ class Dossier:
             for s in st:
                 if s[0] == "t":
                     by_drug.setdefault(s[1], []).append((path, s))
-        atc = {it["drug"]: it["atc"] for it in items("drugs", self.split)}
+        atc = {it["drug"]: it["atc"] for it in items("drugs", self.split)} | self.courses
         treatments = []
         for drug, sts in by_drug.items():
             # the most recent document wins; within a document, the later statement (exit list, change)

@@ -109,12 +109,13 @@ def test_entries_are_written_in_their_documents():
     """An entry's surface form is on a page of each text document listed for it."""
     root = make_shipped.SHIPPED_DIR
     golds = [GoldDossier.model_validate_json(p.read_text(encoding="utf-8")) for p in sorted(root.glob("*.gold.json"))]
-    drugs = {d["drug"]: d for split in ("dev", "heldout") for d in items("drugs", split)}
+    drugs = {d["drug"]: d for split in ("dev", "heldout") for key in ("items", "prose_courses")
+             for d in items("drugs", split, key)}
     seen = 0
     for g in golds:
         text = {d.path: squash(" ".join(p.text for p in d.pages)).lower() for d in g.documents}
         for t in g.treatments:
-            names = {t.drug, drugs[t.drug]["brand"].lower()}
+            names = {t.drug, (drugs[t.drug]["brand"] or t.drug).lower()}
             for path in t.documents:
                 assert any(n.lower() in text[path] or n.upper().lower() in text[path] for n in names), (t.drug, path)
                 seen += 1
@@ -155,6 +156,7 @@ def vocab_labels(split: str) -> dict[str, set[str]]:
         "history": {c["label"] for c in items("conditions", split)},
         "allergy": {a["substance"] for a in items("allergens", split)},
         "treatment": {d["drug"] for d in items("drugs", split)} | {p["drug"] for p in items("drugs", split, "past_only")}
+        | {c["drug"] for c in items("drugs", split, "prose_courses")}
         | {lab["label"] for lab in phrasing("labs", split)},
     }
 

@@ -131,9 +131,11 @@ def test_qsp_is_a_duration_not_a_frequency():
     assert m.label == "paracétamol" and m.dose == "1 g" and m.frequency is None
 
 
-def test_drug_only_discussed_is_not_a_treatment():
+def test_drug_taken_in_prose_is_a_treatment_a_past_chemotherapy_is_not():
+    # issue 11: "sous Kardégic depuis 2010" is how a French letter states a current treatment
     found = mentions_of("Histoire de la maladie :\nPatient sous Kardégic depuis 2010, chimiothérapie par cisplatine en 2012.")
-    assert not [m for m in found if m.category == "treatment"]
+    (m,) = [m for m in found if m.category == "treatment"]
+    assert m.label == "acide acétylsalicylique" and m.status == "active" and m.start_date == "2010"
 
 
 def test_posology_line_outside_section_is_a_treatment():

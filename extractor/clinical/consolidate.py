@@ -9,7 +9,10 @@ Rules, in the order they apply:
    history entries, never the patient's own, and never allergies or treatments.
 3. The same item said many ways becomes one entry: codes first (CIM-10, ATC, substance), then
    rapidfuzz on the folded label. Every source is kept.
-4. For treatments the most recent document decides status and dose (undated documents count as oldest).
+4. For treatments the most recent document decides status and dose (undated documents count as oldest);
+   within it the last mention in text order decides, and a drug given only during the stay (`in_stay`)
+   is never active. A class written alone joins the named drug of that class; a fixed combination
+   absorbs its substances written apart in the same documents; one substance is one entry.
 5. Block statuses: `known` when there is an entry, `none_known` when only explicit absences were
    written, `unknown` otherwise. Never inferred from an empty list.
 6. Contradictions between documents go to `conflicts`.
@@ -194,7 +197,10 @@ def _allergy_key(m: Mention) -> str:
 
 
 def _treatment_key(m: Mention) -> str:
-    return f"atc:{m.code}:{fold(m.label)}" if m.code else f"drug:{fold(m.label)}"
+    # One substance is one treatment whatever ATC its use carries (aspirin: B01AC06 and N02BA01).
+    if m.is_class:
+        return f"class:{m.code or fold(m.label)}"
+    return f"drug:{fold(m.label)}"
 
 
 def _fact_rank(code: str | None) -> tuple[str, int, int] | None:
@@ -313,20 +319,72 @@ def _build_allergies(groups: list[_Group]) -> list[AllergyEntry]:
     return entries
 
 
+def _link_classes(groups: list[_Group]) -> list[_Group]:
+    """A class written without a drug ("sous bêtabloquant") joins the named drug of the dossier whose ATC lies in
+    that class (the named drug wins, the class mention stays one of its sources); a class no named drug
+    matches stays a class entry. Among several candidates, one named in the same document comes first."""
+    named = [g for g in groups if not any(m.is_class for m in g.mentions)]
+    out = [g for g in groups if g in named]
+
+    def near(a: Mention, b: Mention) -> bool:
+        return a.page == b.page and abs(a.start - b.start) <= 150
+    for g in groups:
+        if g in named:
+            continue
+        code = g.mentions[0].code or ""
+        class_in_stay = all(m.in_stay for m in g.mentions)
+        # a drug of the class, or an anti-infective written beside an anti-infective class ("une antibiothérapie
+        # associant rifampicine...": J01 for J04); never a bolus given in the stay for a home treatment's class
+        cands = [n for n in named if code and (class_in_stay or not all(m.in_stay for m in n.mentions))
+                 and any((m.code or "").startswith(code) or (code[:1] == "J" == (m.code or "")[:1] and near(m, c) and r.path == rc.path)
+                         for m, r in n.items for c, rc in g.items)]
+        docs = {r.path for _, r in g.items}
+        cands.sort(key=lambda n: not ({r.path for _, r in n.items} & docs))
+        if cands:
+            cands[0].items += g.items
+        else:
+            out.append(g)
+    return out
+
+
+def _absorb_combination_parts(groups: list[_Group]) -> list[_Group]:
+    """A fixed combination and its substances written apart in the same documents ("rifampicine, isoniazide
+    (Rifinah)") are one treatment: the combination."""
+    combos = [g for g in groups if " + " in g.mentions[0].label and not g.mentions[0].is_class]
+    out = []
+    for g in groups:
+        label = g.mentions[0].label
+        docs = {r.path for _, r in g.items}
+        home = next((c for c in combos if c is not g and label in c.mentions[0].label.split(" + ")
+                     and docs <= {r.path for _, r in c.items}), None)
+        if home is None:
+            out.append(g)
+        else:
+            home.items += g.items
+    return out
+
+
 def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[Conflict]]:
     entries: list[TreatmentEntry] = []
     conflicts: list[Conflict] = []
-    for g in groups:
+    for g in _absorb_combination_parts(_link_classes(groups)):
         chrono = g.chronological()
-        latest_m, latest_r = chrono[-1]
-        # The most recent document decides; within it, a stop statement wins over a listing.
+        named = [(m, r) for m, r in chrono if not m.is_class] or chrono
+        latest_m, latest_r = named[-1]
+        # The most recent document decides; within it, a stop statement wins over a listing, and in-stay drugs
+        # (anaesthesia, an IV course) are never active: only a home or discharge mention makes them so.
         last_date = latest_r.date or ""
         latest_doc_mentions = [m for m, r in chrono if (r.date or "") == last_date and r.path == latest_r.path]
-        status = "stopped" if any(m.status == "stopped" for m in latest_doc_mentions) else "active"
-        with_dose = [m for m, _ in chrono if m.dose]
-        with_freq = [m for m, _ in chrono if m.frequency]
-        stop = next((it for it in reversed(chrono) if it[0].status == "stopped"), None)
-        start = next((m.date for m, _ in chrono if m.status != "stopped" and m.date), None)
+        home = [m for m in latest_doc_mentions if not m.in_stay]
+        in_stay = not home
+        # within the document, the last word on the drug (text order) says where it stands at the end
+        home.sort(key=lambda m: (m.page, m.start))
+        stopped = [m for m in home if m.status == "stopped"]
+        status = "stopped" if in_stay or (home and home[-1].status == "stopped") else "active"
+        with_dose = [m for m, _ in named if m.dose]
+        with_freq = [m for m, _ in named if m.frequency]
+        stop = next((it for it in reversed(chrono) if it[0].status == "stopped" and not it[0].in_stay), None)
+        start = next((m.start_date or m.date for m, _ in chrono if m.status != "stopped" and (m.start_date or m.date)), None)
         end = None
         if status == "stopped" and stop is not None:
             end = stop[0].date or stop[1].date
@@ -334,18 +392,22 @@ def _build_treatments(groups: list[_Group]) -> tuple[list[TreatmentEntry], list[
             id=_entry_id("treatment", g.key),
             drug=latest_m.label,
             brand=_most_common(m.brand for m in g.mentions),
-            atc=_most_common(m.code for m in g.mentions),
+            atc=_most_common(m.code for m, _ in named),
             dose=with_dose[-1].dose if with_dose else None,
             frequency=with_freq[-1].frequency if with_freq else None,
             route=_most_common(m.route for m in g.mentions),
             status=status,
             start=start,
             end=end,
+            stop_reason=next((m.stop_reason for m in reversed(stopped or home or latest_doc_mentions) if m.stop_reason), None)
+            if status == "stopped" else None,
+            in_stay=in_stay,
+            is_class=all(m.is_class for m in g.mentions),
             sources=g.sources(),
             confidence=_combined_confidence(g.mentions, g.documents),
         )
         entries.append(entry)
-        statuses = {(r.path, m.status or "active") for m, r in chrono}
+        statuses = {(r.path, m.status or "active") for m, r in chrono if not m.in_stay}
         stopped_in = sorted({p for p, s in statuses if s == "stopped"})
         active_in = sorted({p for p, s in statuses if s == "active"} - set(stopped_in))
         if stopped_in and active_in:

@@ -360,3 +360,154 @@ def _fuzzy_key(token: str, lex_id: int, strict: bool = False) -> tuple[str, floa
     if strict and (best[0][:4] != token[:4] or best[0][-2:] != token[-2:]):
         return None
     return best[0], best[1] / 100
+
+
+# ---- Drugs as clinicians write them: classes, common aliases, combinations, misspellings (issue 11) ----------
+
+@functools.cache
+def load_drug_classes() -> Lexicon:
+    """`rules/drug_classes.tsv`: drug classes ("bêtabloquant", "IEC", "ADO") with their ATC class code
+    (Term.kind "class") and common names of single drugs or combinations missing from the BDPM names
+    ("cotrimoxazole", "LT4": Term.kind "substance", full ATC code)."""
+    lex = Lexicon()
+    for row in _read_tsv("drug_classes.tsv"):
+        kind = "class" if row["kind"] == "class" else "substance"
+        upper = row.get("case") == "upper"
+        t = Term("drug", row["label"], row["atc"] or None, kind, upper=upper, source="curated")
+        t_plain = Term("drug", row["label"], row["atc"] or None, kind, source="curated")
+        for s in _synonyms(row["surface"]):
+            # only the short abbreviations need capitals; the long names of an upper-case row do not
+            lex.add(s, t if upper and len(s.replace(" ", "")) <= 5 else t_plain)
+    return lex
+
+
+_LIST_GAP = re.compile(r",|\bet\b|\bou\b")
+
+
+def _split_listed_combinations(text: str, folded: str, tokens: list, matches: list[Match], lex: Lexicon) -> list[Match]:
+    """A combination matched over a written list ("isoniazide, rifampicine et éthambutol") is the list's drugs,
+    not the fixed combination: fixed combinations are written with "+", "/", "-" or juxtaposed."""
+    out = []
+    for m in matches:
+        toks = [t for t in tokens if m.start <= t[1] and t[2] <= m.end]
+        if " + " not in m.terms[0].label or len(toks) < 2 or not any(
+                _LIST_GAP.search(folded, toks[i][2], toks[i + 1][1]) for i in range(len(toks) - 1)):
+            out.append(m)
+            continue
+        piece: list = []
+        for i, tok in enumerate(toks):
+            piece.append(tok)
+            if i == len(toks) - 1 or _LIST_GAP.search(folded, tok[2], toks[i + 1][1]):
+                out += find_terms(text, folded, piece, lex)
+                piece = []
+    return out
+
+
+@functools.cache
+def _class_heads() -> tuple[frozenset[str], int]:
+    lex = load_drug_classes()
+    return frozenset(k.split(" ")[0] for k in lex.terms), lex.max_len
+
+
+def _find_classes(text: str, folded: str, tokens: list[tuple[str, int, int]]) -> list[Match]:
+    """Class and alias matches, looked up only in the runs of tokens that can start one (a page holds few)."""
+    heads, width = _class_heads()
+    runs: list[list[int]] = []
+    for i, tok in enumerate(tokens):
+        if tok[0] in heads:
+            if runs and i <= runs[-1][1]:
+                runs[-1][1] = max(runs[-1][1], i + width)
+            else:
+                runs.append([i, i + width])
+    lex = load_drug_classes()
+    return [m for a, b in runs for m in find_terms(text, folded, tokens[a:b], lex)]
+
+
+def find_drug_terms(text: str, folded: str, tokens: list[tuple[str, int, int]]) -> list[Match]:
+    """Drug mentions of a page: BDPM names (fixed combinations whole), then classes and aliases of
+    `rules/drug_classes.tsv` where no drug name was found, then guarded fuzzy matches (`fuzzy_drug`) of
+    the words left. Non-overlapping, in text order."""
+    drugs = load_lexicons()["drugs"]
+    found = _split_listed_combinations(text, folded, tokens, find_terms(text, folded, tokens, drugs), drugs)
+    classes = _find_classes(text, folded, tokens)
+    # A curated alias on the same words wins over a BDPM name without ATC ("vitamine D3", "acide salicylique").
+    alias_spans = {(c.start, c.end): c for c in classes if c.terms[0].kind == "substance"}
+    found = [alias_spans.pop((m.start, m.end)) if (m.start, m.end) in alias_spans else m for m in found]
+    for c in classes:
+        over = [m for m in found if c.start < m.end and m.start < c.end]
+        # a longer class name wins over a drug name inside it ("collyres mouillants" is not the brand "Collyre")
+        if all(c.start <= m.start and m.end <= c.end and (m.end - m.start) < (c.end - c.start) for m in over):
+            found = [m for m in found if m not in over] + [c]
+    covered = [(m.start, m.end) for m in found]
+    for tok in tokens:
+        if len(tok[0]) >= FUZZY_DRUG_MIN and tok[0].isalpha() and not any(a <= tok[1] < b for a, b in covered):
+            hit = fuzzy_drug(tok[0])
+            if hit:
+                key, score = hit
+                found.append(Match(tok[1], tok[2], key, tuple(drugs.terms[key]), fuzzy=True, score=score))
+    return sorted(found, key=lambda m: m.start)
+
+
+FUZZY_DRUG_MIN = 7  # shorter names are never matched fuzzily: too many drugs differ by one letter
+FUZZY_DRUG_CUTOFF = 85
+
+
+@functools.cache
+def _fuzzy_drug_index() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    """Single-word drug names (substances and non-strict brands) by their first two letters, and the words of
+    the other lexicons (a word of a condition name is never taken for a misspelt drug)."""
+    by_head: dict[str, list[str]] = {}
+    for k, ts in load_lexicons()["drugs"].terms.items():
+        # substances only: a brand is written as on the box, a substance is spelt from memory
+        if " " in k or len(k) < FUZZY_DRUG_MIN or not k.isalpha() or any(t.strict or t.upper or t.kind != "substance" for t in ts):
+            continue
+        by_head.setdefault(k[:2], []).append(k)
+    words = {w for k in load_lexicons()["conditions"].terms for w in k.split(" ")}
+    # a word of a longer drug name ("benzathine" of benzathine benzylpénicilline) is a known word, not a slip
+    words |= {w for k in load_lexicons()["drugs"].terms if " " in k for w in k.split(" ")}
+    words |= {w for k in load_drug_classes().terms for w in k.split(" ")}
+    return {h: tuple(v) for h, v in by_head.items()}, frozenset(words)
+
+
+@functools.lru_cache(maxsize=65536)
+def fuzzy_drug(token: str) -> tuple[str, float] | None:
+    """The drug name a misspelt word stands for ("glyclazide" -> gliclazide, "amoxilline" -> amoxicilline), with
+    its similarity in [0, 1], or None.
+
+    Guards: words of 7+ letters only, same first two letters, at most 2 letters fewer or 1 more, not a word of the condition
+    or class lexicons, and never when two names of different substances are about as close (prednisone /
+    prednisolone): a misspelling between two real drugs cannot be resolved."""
+    from rapidfuzz import fuzz, process
+
+    index, words = _fuzzy_drug_index()
+    if token in words:
+        return None
+    # a slip drops letters more often than it adds them; a longer word is another word ("phosphatase")
+    pool = [k for k in index.get(token[:2], ()) if -2 <= len(token) - len(k) <= 1]
+    if not pool:
+        return None
+    # long names bear two slips ("ethombitol" for éthambutol); shorter ones one
+    cutoff = FUZZY_DRUG_CUTOFF - 5 if len(token) >= 10 else FUZZY_DRUG_CUTOFF
+    best = process.extract(token, pool, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5)
+    if not best:
+        return None
+    drugs = load_lexicons()["drugs"].terms
+    key, score = best[0][0], best[0][1]
+    label = drugs[key][0].label
+    if any(drugs[k][0].label != label and s >= score - 6 for k, s, _ in best[1:]):
+        return None
+    if _has_close_neighbour(key):
+        return None
+    return key, score / 100
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_close_neighbour(key: str) -> bool:
+    """Another substance's name within one or two letters of this one (prednisone / prednisolone)."""
+    from rapidfuzz import fuzz, process
+
+    index, _ = _fuzzy_drug_index()
+    drugs = load_lexicons()["drugs"].terms
+    label = drugs[key][0].label
+    pool = [k for k in index.get(key[:2], ()) if k != key and drugs[k][0].label != label]
+    return bool(process.extractOne(key, pool, scorer=fuzz.ratio, score_cutoff=88)) if pool else False

@@ -10,10 +10,12 @@ Block rules (clinical conventions):
   family section or when EDS-NLP says so, surgical for procedures or in a surgical-history section.
 - allergy: allergens (and any drug) in an allergy section, or in a clause with an allergy cue
   ("allergie à", "intolérance aux"); the reaction is read in the same clause.
-- treatment: drugs in a treatment / ordonnance section (or a whole ordonnance), or on a line with posology,
-  or anywhere with a stop cue right beside them ("Arrêt du Kardégic." in a conclusion);
-  a drug only discussed elsewhere ("sous Kardégic depuis 2010" in the history of illness) is not a current
-  treatment. A stop cue makes it `stopped`; "remplacé par X" makes X active.
+- treatment: drugs and drug classes in a treatment / ordonnance section (or a whole ordonnance), or on a
+  list line that starts with the drug and carries posology; in prose, when a cue says the patient takes or
+  took it ("sous Kardégic depuis 2010", "traité par X", "X a été instauré", "X à la dose de", a list such a
+  cue heads; `rules/treatment_cues.toml`) and it is not only discussed ("résistance à X", "X refusé"), or
+  with a stop cue right beside it. A stop cue makes it `stopped`; "remplacé par X" makes X active; prose
+  adds in-stay drugs (`in_stay`, never active), completed courses, replaced regimens and the patient's death.
 - absence: explicit absence phrasings of `rules/cues.toml` [absence], or a section of a block whose whole
   body is a bare "néant" / "0" / "RAS".
 """
@@ -23,8 +25,10 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extractor.clinical.lexicon import (join_wrapped, Match, find_terms, fold, is_history_type, key_of, load_cues,
-                                       load_lexicons, semantic_rules, tokenize)
+from extractor.clinical.lexicon import (
+    Match, find_drug_terms, find_terms, fold, is_history_type, join_wrapped, key_of, line_width, load_cues,
+    load_drug_classes, load_lexicons, read_toml, semantic_rules, tokenize,
+)
 from extractor.clinical.nlp import qualify
 from extractor.clinical.sections import Section, find_sections, section_at
 from models.document import DocumentRecord, Mention, Page
@@ -369,16 +373,28 @@ def _posology_line(folded: str, start: int, end: int) -> bool:
     return any(p.search(seg) for p in _patterns()["line_markers"][:3])
 
 
-def _treatment_details(folded: str, text: str, m: Match, next_start: int) -> dict:
+def _treatment_details(folded: str, text: str, m: Match, next_start: int, prose: bool = False) -> dict:
+    """Dose, frequency and route written after a drug, up to the next drug or the end of the line; in prose,
+    up to the end of the sentence and at most 80 characters, or a dose written right before the drug
+    ("2 mg de midazolam")."""
     pats = _patterns()
     _, ce = _line_bounds(folded, m.start, m.end)
     hi = min(ce, next_start)
+    if prose:
+        _, se = _sentence_bounds(folded, m.start, m.end)
+        hi = min(next_start, se, m.end + 80)
     seg = folded[m.end:hi]
     durations = [(d.start(), d.end()) for p in pats["duration"] for d in p.finditer(seg)]
     out: dict = {}
     dm = _first(pats["dose"], seg, durations)
+    if dm and prose and re.match(r"\s+(?:de\b|d\W)", seg[dm.end():]):
+        dm = None  # "X et 2 g de Y": the dose of the next drug
     if dm:
-        out["dose"] = " ".join(text[m.end + dm.start():m.end + dm.end()].split())
+        out["dose"] = _light_dose(text[m.end + dm.start():m.end + dm.end()])
+    elif prose:
+        bm = _tpatterns()["dose_before"].search(folded, max(0, m.start - 30), m.start)
+        if bm:
+            out["dose"] = _light_dose(re.sub(r"\s*(?:de|d\W?)\s*$", "", text[bm.start():bm.end()], flags=re.I))
     excl = durations + ([(dm.start(), dm.end())] if dm else [])
     fm = _first(pats["frequency"], seg, excl)
     if fm:
@@ -390,14 +406,24 @@ def _treatment_details(folded: str, text: str, m: Match, next_start: int) -> dic
     return out
 
 
+def _light_dose(written: str) -> str:
+    """A dose as written, normalised lightly: spaces collapsed, "U.I" -> "UI", "par jour" -> "/j"."""
+    d = " ".join(written.split())
+    d = re.sub(r"\b[uU]\.\s?[iI]\.?", "UI", d)
+    return re.sub(r"\s?(?:par|/)\s?(jour|semaine)\b", lambda x: "/j" if x.group(1) == "jour" else "/semaine", d)
+
+
 def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None:
-    """stopped / active from cues between the previous drug and this one, and right after it; None: no cue."""
+    """stopped / active from cues between the previous drug and this one, and right after it; None: no cue.
+
+    A cue before the drug counts only when nothing but a list stands between them ("arrêt du Kardégic",
+    not "Le valproate a été arrêté après un an, alors que la pénicilline est maintenue")."""
     pats = _patterns()
     cs, ce = _clause_bounds(folded, m.start, m.end)
     lo = max(prev_end, _line_bounds(folded, m.start, m.end)[0], m.start - 60)
     before = folded[lo:m.start]
-    last_stop = max((x.end() for x in pats["stop_before"].finditer(before)), default=-1)
-    last_start = max((x.end() for x in pats["start_before"].finditer(before)), default=-1)
+    last_stop = max((x.end() for x in pats["stop_before"].finditer(before) if _close_cue(before, x.end())), default=-1)
+    last_start = max((x.end() for x in pats["start_before"].finditer(before) if _close_cue(before, x.end())), default=-1)
     if last_start >= 0 and last_start >= last_stop:
         return "active"
     if last_stop >= 0:
@@ -407,6 +433,218 @@ def _status(folded: str, m: Match, prev_end: int, next_start: int) -> str | None
     if sa and not re.search(r"\d", after[: sa.start()]) or (sa and sa.start() < 25):
         return "stopped"
     return None
+
+
+def _close_cue(before: str, cue_end: int) -> bool:
+    """A cue ending at `cue_end` of `before` governs the drug right after `before`: at most a few words between."""
+    gap = before[cue_end:]
+    return not re.search(r",\s*(?:alors|mais|tandis|puis|et\s+(?:le|la|l)\b)|\b(?:alors que|mais|tandis que)\b", gap) \
+        and len(gap.split()) <= 6
+
+
+@functools.cache
+def _tpatterns() -> dict:
+    """`rules/treatment_cues.toml`, compiled: cues of a drug taken / only discussed, and of its status."""
+    c = read_toml("treatment_cues.toml")
+    tail = r"(?:\W*\s*(?:de la|de l|du|des|de|d|la|le|les|l|un|une|en|a|au|aux|par)\b)*\W*$"
+
+    def alt(xs: list[str]) -> str:
+        return "(?:" + "|".join(f"(?:{x})" for x in xs) + ")"
+    st = c["status"]
+    return {
+        "take_before": re.compile(alt(c["take"]["before"]) + tail),
+        "take_after": re.compile(alt(c["take"]["after"])),
+        "dose_after": re.compile(c["take"]["dose_after"]),
+        "dose_before": re.compile(r"(?P<dose>" + c["take"]["dose_before"][:-1] + r")$"),
+        "not_before": re.compile(alt(c["not_taken"]["before"]) + tail),
+        "not_after": re.compile(alt(c["not_taken"]["after"])),
+        "not_anywhere": re.compile(alt(c["not_taken"]["before_anywhere"])),
+        "death": re.compile(alt(st["death"])),
+        "past": re.compile(alt(st["past"])),
+        "stop_all": re.compile(alt(st["stop_all"])),
+        "course_end": re.compile(alt(st["course_end"])),
+        "course": re.compile(alt(st["course"])),
+        "in_stay": re.compile(alt(st["in_stay"])),
+        "in_stay_atc": tuple(st["in_stay_atc"]),
+        "course_atc": tuple(st["course_atc"]),
+        "long_term": re.compile(alt(st["long_term"])),
+        "reason": re.compile(alt(st["reason"])),
+        "start": re.compile(alt(c["start"]["year"])),
+        "non_drugs": frozenset(c["non_drugs"]["labels"]),
+        "regimen": re.compile(c["regimen"]["pattern"]),
+        "regimen_letters": c["regimen"]["letters"],
+    }
+
+
+# Between two drugs of one written list: separators, articles, and what the writer adds to each item
+# (a dose or a brand in brackets, a route, "à faible dose").
+_LIST_ITEM_EXTRA = re.compile(
+    r"\([^()]*\)|\b\d+(?:[.,]\d+)?\s?(?:mg|g|gr|µg|ug|ui|ml|%)(?:\s?/\s?(?:j|jour|kg|24\s?h))*\b|\bper os\b|\ben iv\b|\biv\b|"
+    r"\bintraveineu\w*|\bpar voie \w+|\boral\w*|\bseule?s?\b|\ba faible dose\b|\blp\b|\bchrono\b|[®*]|\br\b|"
+    r"\ba (?:la |une )?doses? (?:\w+ )?de\b|\bpar jour\b")
+_LIST_GAP = re.compile(r"^[\s,+/\-()]*(?:(?:et|puis|ou|avec|plus|ainsi que|associee?s? a|\+)\b)?[\s,+/\-()]*"
+                       r"(?:(?:de la|de l|du|des|de|d|la|le|les|l|un|une|a|au|aux|a l)\b\W*)*$")
+
+
+def _continues_prose(text: str, line_start: int) -> bool:
+    """The line at `line_start` goes on a sentence of the line above: that line is as wide as the page's
+    text and does not end a sentence (prose wrapped on the page, not a list item)."""
+    if line_start == 0:
+        return False
+    prev = text[text.rfind("\n", 0, line_start - 1) + 1:line_start - 1].rstrip()
+    return bool(prev) and prev[-1] not in ".:;!?)" and len(prev) >= 0.6 * line_width(text)
+
+
+def _list_gap(folded: str, a: int, b: int) -> bool:
+    """Only a list separator between two drug names ("X, Y et Z", "X (Plavix 75 mg), Y")."""
+    if b - a > 80:
+        return False
+    return bool(_LIST_GAP.match(_LIST_ITEM_EXTRA.sub(" ", folded[a:b])))
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n[ \t]*\n|:[ \t]*\n")
+
+
+def _sentence_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around a span. A single line break does not end a sentence (prose wrapped on the page
+    that `join_wrapped` could not tell from a list); a full stop, a blank line or a line ending on ':' does."""
+    lo = max(0, start - 600)
+    ends = [x.end() for x in _SENTENCE_END.finditer(folded, lo, start)]
+    ss = ends[-1] if ends else lo
+    e = _SENTENCE_END.search(folded, end, min(len(folded), end + 600))
+    return ss, (e.start() if e else min(len(folded), end + 600))
+
+
+_COMMA = re.compile(r"[;]|,(?!\d)")
+
+
+def _group_region(folded: str, first: Match, last: Match) -> tuple[int, int]:
+    """The part of its sentence a written list of drugs owns: from the comma before its first drug to the
+    comma after its last ("puis elle était mise sous prednisone (1 mg/kg/j) pendant 6 semaines")."""
+    ss, se = _sentence_bounds(folded, first.start, last.end)
+    commas = [x.end() for x in _COMMA.finditer(folded, ss, first.start)]
+    after = _COMMA.search(folded, last.end, se)
+    # a comma inside the brackets of an item ("(Plavix 75 mg/j, 1 cp)") does not end it
+    while after and folded.count("(", last.end, after.start()) > folded.count(")", last.end, after.start()):
+        after = _COMMA.search(folded, after.end(), se)
+    return (commas[-1] if commas else ss), (after.start() if after else se)
+
+
+def _taken_in_prose(folded: str, m: Match) -> bool | None:
+    """True: a cue says the patient takes or took the drug; False: it is only discussed; None: nothing said."""
+    tp = _tpatterns()
+    ss, se = _sentence_bounds(folded, m.start, m.end)
+    before = folded[max(ss, m.start - 120):m.start]
+    after = folded[m.end:min(se, m.end + 120)]
+    if tp["not_before"].search(before) or tp["not_after"].search(after) or tp["not_anywhere"].search(before):
+        return False
+    if tp["take_before"].search(before) or tp["take_after"].search(after):
+        return True
+    if tp["dose_after"].search(after) or tp["dose_before"].search(folded, max(0, m.start - 30), m.start):
+        return True
+    return None
+
+
+def _prose_status(folded: str, m: Match, code: str | None, ends: dict, region: tuple[int, int]) -> dict:
+    """What prose says of a taken drug at the end of the text: in-stay only, a completed course, a regimen of
+    the past, the patient's death (then `stopped` with its reason); and the year it was started.
+
+    In-stay and course cues are read in the part of the sentence its written list owns (`region`), past
+    cues in its sentence; `ends` holds the positions of statements that end treatments later on."""
+    tp = _tpatterns()
+    ss, se = _sentence_bounds(folded, m.start, m.end)
+    own = folded[region[0]:region[1]]
+    sentence = folded[ss:se]
+    out: dict = {}
+    code = code or ""
+    stay = code.startswith(tp["in_stay_atc"]) or bool(tp["in_stay"].search(own))
+    if code.startswith(tp["course_atc"]) and not tp["long_term"].search(sentence):
+        stay = True
+    if stay:
+        out.update(in_stay=True, status="stopped")
+    elif not re.search(r"\bdepuis\b", folded[m.end:region[1]]) and any(not re.match(r"\W*(?:\S+\s+){0,3}?(?:suivi\w*|puis|relai\w*|relaye\w*)\b", folded[c.end():region[1]])
+             for c in tp["course"].finditer(folded, ss, region[1])):
+        # "pendant 6 semaines suivie d'une décroissance" goes on; "pendant 10 jours." is over
+        out.update(status="stopped", stop_reason="traitement terminé")
+    elif tp["past"].search(folded, ss, m.start):
+        out.update(status="stopped", stop_reason="remplacé")
+    if code.startswith("J") and any(d > m.end for d in ends["course_end"]):
+        out.update(status="stopped", stop_reason=out.get("stop_reason") or "traitement terminé")
+    if any(d > m.end for d in ends["stop_all"]):
+        out.update(status="stopped", stop_reason="arrêt de tous les traitements", in_stay=False)
+    if any(d > m.end for d in ends["death"]):
+        out.update(status="stopped", stop_reason="décès")
+    ym = tp["start"].search(folded, m.end, min(se, m.end + 60))
+    if ym:
+        out["start"] = next(g for g in ym.groups() if g)
+    return out
+
+
+def _left_out_of_last_regimen(folded: str, prose: list[Match]) -> set:
+    """Drugs written before the text's last full regimen ("sous traitement associant X, Y et Z": 3 drugs or
+    more under a "traitement" or discharge cue) and missing from it were replaced (a drug class counts as
+    present when a drug of the regimen belongs to it)."""
+    lists: list[list[Match]] = []
+    for m in prose:
+        if lists and _list_gap(folded, lists[-1][-1].end, m.start):
+            lists[-1].append(m)
+        else:
+            lists.append([m])
+    regimens = [g for g in lists if len(g) >= 3 and re.search(r"\btraitement\b|\bsortie\b|\bquitte\b",
+                                                                 folded[max(0, g[0].start - 80):g[0].start])]
+    if not regimens:
+        return set()
+    last = regimens[-1]
+    codes = [t.code or "" for x in last for t in x.terms[:1]]
+    labels = {x.terms[0].label for x in last}
+    out = set()
+    for m in prose:
+        if m.start >= last[0].start:
+            break
+        t = m.terms[0]
+        if t.label in labels or (t.code and any(c.startswith(t.code) or t.code.startswith(c) for c in codes if c)):
+            continue
+        out.add(m)
+    return out
+
+
+def _stop_reason(folded: str, m: Match) -> str | None:
+    _, se = _sentence_bounds(folded, m.start, m.end)
+    rm = _tpatterns()["reason"].search(folded, m.end, min(se, m.end + 160))
+    return rm.group(1).strip() if rm else None
+
+
+def _deaths(folded: str) -> list[int]:
+    """Where the text states the patient's death (a relative's death in the same clause does not count)."""
+    out = []
+    for d in _tpatterns()["death"].finditer(folded):
+        cs, ce = _clause_bounds(folded, d.start(), d.end())
+        if not _patterns()["relative"].search(folded, cs, ce) and not re.search(r"\b(?:pas de|sans|aucun)\s+$", folded[max(cs, d.start() - 12):d.start()]):
+            out.append(d.start())
+    return out
+
+
+def _regimen_matches(text: str) -> list[Match]:
+    """Anti-tuberculous regimens in WHO letter code ("2SRHZ/7RH"): one match per drug, on the code's span."""
+    tp = _tpatterns()
+    lexicons = (load_lexicons()["drugs"].terms, load_drug_classes().terms)
+    out = []
+    for r in tp["regimen"].finditer(text):
+        start = r.start()
+        while start and text[start - 1].isdigit() and r.start() - start < 2:
+            start -= 1  # the months of the first phase: "2SRHZ"
+        if start and text[start - 1].isalnum():
+            continue  # inside a word or a code, not a regimen
+        seen = []
+        for ch in re.sub(r"[^SRHZE]", "", r.group()):
+            if ch not in seen:
+                seen.append(ch)
+        for ch in seen:
+            key = key_of(tp["regimen_letters"][ch])
+            terms = next((lx[key] for lx in lexicons if key in lx), None)
+            if terms:
+                out.append(Match(start, r.end(), key, (terms[0],)))
+    return out
 
 
 @dataclass
@@ -457,49 +695,118 @@ def _absence_candidates(ctx: _PageContext) -> list[_Cand]:
 
 
 def _treatment_candidates(ctx: _PageContext, drug_matches: list[Match], allergen_matches: list[Match]) -> list[_Cand]:
-    """Drugs that are treatments. A drug in an allergy context is handed to the allergies instead
-    (appended to `allergen_matches`)."""
+    """Drugs and drug classes that are treatments. A drug in an allergy context is handed to the allergies instead
+    (appended to `allergen_matches`).
+
+    In a treatment section, an ordonnance or on a short posology line every drug is a treatment. In prose a drug
+    is one when a cue says it is taken ("sous X", "traité par X", "X a été instauré", "X à la dose de", or a
+    list that such a cue heads) and not only discussed ("pas de X", "résistance à X", "X refusé"); its status
+    there is read as of the end of the text: stop cues, in-stay drugs, completed courses, the patient's death."""
     pats = _patterns()
+    tp = _tpatterns()
     text, folded, sections = ctx.text, ctx.folded, ctx.sections
     whole_ordonnance = ctx.record.doc_type == "ordonnance"
     allergen_spans = {(m.start, m.end) for m in allergen_matches}
-    tr_drugs: list[tuple[Match, Section | None]] = []
+    drug_matches = sorted(drug_matches + [r for r in _regimen_matches(text) if not ctx.overlaps(r)], key=lambda x: x.start)
+    # (match, section, in a list or posology line, taken in prose: True / None)
+    rows: list[list] = []
+    prev_drug: Match | None = None
     for m in drug_matches:
         sec = section_at(sections, m.start)
+        term = m.terms[0]
+        after_drug, prev_drug = prev_drug, m
+        if term.kind == "class" and after_drug is not None and after_drug.terms[0].kind != "class" \
+                and re.fullmatch(r"\s*\(\s*", folded[after_drug.end:m.start]):
+            continue  # "Cardensiel (bêtabloquant)": the class of the drug just named, not a treatment of its own
         if _allergy_context(folded, sec, m.start, m.end):
-            if not any(m.start < b and a < m.end for a, b in allergen_spans):
+            if term.kind != "class" and not any(m.start < b and a < m.end for a, b in allergen_spans):
                 allergen_matches.append(m)
             continue
+        if term.label in tp["non_drugs"]:
+            continue  # "urée 7 mmol/L", "sous oxygène", "Alcool : 1 verre/j"
         if pats["lab_value"].match(folded, m.end):
             continue  # "calcium 2,3 mmol/L": a lab result, not a treatment
         in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
-        posology = _posology_line(folded, m.start, m.end)
-        term = m.terms[0]
+        ls, le = _line_bounds(folded, m.start, m.end)
+        # a list or prescription line starts with the drug ("- Kardégic 75 mg", "2) TAHOR 20 mg"); a dose
+        # further in a line is prose wrapped on the page, read with the prose rules
+        posology = len(re.sub(r"[\W\d_]+", "", folded[ls:m.start])) <= 1 and not _continues_prose(text, ls) \
+            and _posology_line(folded, m.start, m.end)
         if term.strict and not (text[m.start].isupper() and (in_tr or posology)):
             continue
-        if not (in_tr or posology):
-            # Outside a treatment list a drug is only discussed, unless a stop is stated right beside it:
-            # "Arrêt du Kardégic." in a conclusion, "Ventoline arrêtée (mauvaise tolérance)." in a letter.
-            ls, le = _line_bounds(folded, m.start, m.end)
-            if _status(folded, m, ls, le) != "stopped":
-                continue
         cs, _ = _clause_bounds(folded, m.start, m.end)
-        if pats["not_current"].search(folded, max(cs, m.start - 40), m.start):
+        if pats["not_current"].search(folded, max(cs, m.start - 40), m.start) \
+                and not re.search(pats["start_before"].pattern + r"\W*(?:(?:du|de la|de l|de|d|des|le|la|l)\W+)?$",
+                                  folded[max(cs, m.start - 40):m.start]):
+            continue  # "chimiothérapie par X" is a past course; "chimiothérapie ... avec relais par X" is X now
+        listed = in_tr or posology
+        taken = None if listed else _taken_in_prose(folded, m)
+        if taken is False:
             continue
-        tr_drugs.append((m, sec))
+        rows.append([m, sec, listed, taken])
+    # A cue heading a written list covers the list ("sous colchicine, aspirine et prednisone"); a cue after
+    # the list's last drug covers it too ("Le paracétamol et le tramadol ont été utilisés").
+    for i in range(1, len(rows)):
+        if rows[i][3] is None and rows[i - 1][3] and _list_gap(folded, rows[i - 1][0].end, rows[i][0].start):
+            rows[i][3] = True
+    for i in range(len(rows) - 2, -1, -1):
+        if rows[i][3] is None and rows[i + 1][3] and _list_gap(folded, rows[i][0].end, rows[i + 1][0].start):
+            rows[i][3] = True
+    kept = []
+    for m, sec, listed, taken in rows:
+        if listed or taken:
+            kept.append((m, sec, listed))
+        elif _status(folded, m, *_line_bounds(folded, m.start, m.end)) == "stopped":
+            # "Arrêt du Kardégic." in a conclusion, "Ventoline arrêtée (mauvaise tolérance)." in a letter.
+            kept.append((m, sec, False))
+    ends = {"death": _deaths(folded), "stop_all": [x.start() for x in tp["stop_all"].finditer(folded)],
+            "course_end": [x.start() for x in tp["course_end"].finditer(folded)]}
+    replaced = _left_out_of_last_regimen(folded, [k[0] for k in kept if not k[2]])
+    regions: dict[int, tuple[int, int]] = {}
+    group: list[Match] = []
+    prose_kept = [k[0] for k in kept if not k[2]]
+    for i, m in enumerate(prose_kept):
+        group.append(m)
+        if i + 1 == len(prose_kept) or not _list_gap(folded, m.end, prose_kept[i + 1].start):
+            region = _group_region(folded, group[0], group[-1])
+            regions.update({id(x): region for x in group})
+            group = []
     cands: list[_Cand] = []
-    for i, (m, sec) in enumerate(tr_drugs):
+    prev_status = None
+    for i, (m, sec, listed) in enumerate(kept):
         term = m.terms[0]
-        prev_end = tr_drugs[i - 1][0].end if i else 0
-        next_start = tr_drugs[i + 1][0].start if i + 1 < len(tr_drugs) else len(text)
-        details = _treatment_details(folded, text, m, next_start)
-        status = _status(folded, m, prev_end, next_start) or "active"
-        in_tr = whole_ordonnance or (sec is not None and sec.block == "treatment")
+        prev_end = kept[i - 1][0].end if i else 0
+        next_start = kept[i + 1][0].start if i + 1 < len(kept) else len(text)
+        details = _treatment_details(folded, text, m, next_start, prose=not listed)
+        cue = _status(folded, m, prev_end, next_start)
+        if cue is None and prev_status == "stopped" and i and _list_gap(folded, prev_end, m.start):
+            cue = "stopped"  # "arrêt du Kardégic, du Plavix et du Lasilix"
+        prev_status = cue
+        extra: dict = {**details, "status": cue or "active"}
+        if not listed:
+            prose = _prose_status(folded, m, term.code, ends, regions[id(m)])
+            if cue == "active" and prose.get("stop_reason") == "remplacé":
+                prose.pop("status", None)  # "relais par X": X is the new drug, not the past one
+                prose.pop("stop_reason", None)
+            if m in replaced and prose.get("status") != "stopped":
+                prose.update(status="stopped", stop_reason="remplacé")
+            if cue == "stopped":
+                prose.pop("in_stay", None)
+            extra.update(prose)
+            extra["status"] = prose.get("status", cue or "active")
+        if extra["status"] == "stopped" and not extra.get("stop_reason") and cue == "stopped":
+            extra["stop_reason"] = _stop_reason(folded, m)
+        in_tr = ctx.record.doc_type == "ordonnance" or (sec is not None and sec.block == "treatment")
         conf = 0.95 if in_tr else 0.75
         if term.kind == "brand" and term.strict:
             conf -= 0.15
+        if term.kind == "class":
+            conf -= 0.1
+            extra["is_class"] = True
+        if m.fuzzy:
+            conf *= m.score * 0.9
         cands.append(_Cand("treatment", m, term.label, sec, code=term.code, brand=term.brand if term.kind == "brand" else None,
-                           confidence=conf, extra={**details, "status": status}))
+                           confidence=conf, extra=extra))
         ctx.taken.append((m.start, m.end))
     return cands
 
@@ -663,7 +970,7 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
 
     cands = _absence_candidates(ctx)
     # Drugs first (treatments, and allergens when in an allergy context), then allergens, then conditions.
-    drug_matches = [m for m in find_terms(text, folded, tokens, lex["drugs"]) if not ctx.overlaps(m)]
+    drug_matches = [m for m in find_drug_terms(text, folded, tokens) if not ctx.overlaps(m)]
     allergen_matches = [m for m in find_terms(text, folded, tokens, lex["allergens"]) if not ctx.overlaps(m)]
     stopped_for_reaction = [m for m in drug_matches if _stopped_for_reaction(folded, m.start, m.end)]
     cands += _treatment_candidates(ctx, drug_matches, allergen_matches)
@@ -710,7 +1017,8 @@ def _page_mentions(record: DocumentRecord, page: Page) -> list[Mention]:
             section=c.section.name if c.section else None, code=c.code, kind=kind, date=extra.get("date"),
             reaction=extra.get("reaction"), brand=c.brand, dose=extra.get("dose"), frequency=extra.get("frequency"),
             # A refuted allergy is written with negative words ("non confirmée"): the refutation is what it says.
-            route=extra.get("route"), status=extra.get("status"),
+            route=extra.get("route"), status=extra.get("status"), in_stay=extra.get("in_stay", False),
+            stop_reason=extra.get("stop_reason"), start_date=extra.get("start"), is_class=extra.get("is_class", False),
             negated=neg and c.category != "absence" and extra.get("verification") != "refuted",
             hypothetical=hyp, family=family, ocr=is_ocr, confidence=round(max(0.0, min(1.0, conf)), 3),
             verification=extra.get("verification"), members=extra.get("members") or [],
