@@ -287,9 +287,11 @@ def test_a_missing_model_stops_the_run_at_start_up_with_exit_3(tmp_path):
 
 
 # What a traced OCR run does: a scanned PDF (its embedded image), a page read twice (capitals upside
-# down), OSD on a blank-ish page, in a fresh process that loads everything for the first time.
-_TRACED_OCR = """
-import sys
+# down), OSD, in a fresh process that loads everything for the first time. The inputs are made first;
+# the failed open of MARKER tells the trace where the OCR starts.
+MARKER = "/nonexistent/synthese-trace-marker"
+_TRACED_OCR = f"""
+import io, sys
 from pathlib import Path
 sys.path.insert(0, "tests")
 from helpers_docs import page_image
@@ -299,21 +301,21 @@ from extractor.documents.ocr import ocr_image, tesseract
 from extractor.documents.reader import read_document
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
-import io
 folder = Path(sys.argv[1])
 buf = io.BytesIO()
 c = canvas.Canvas(buf, pagesize=(595.28, 841.89))
 c.drawImage(ImageReader(page_image()), 0, 0, 595.28, 841.89)
 c.showPage(); c.save()
-pdf = buf.getvalue()
-settings = Settings()
-print("READY", flush=True)
-sys.stdin.readline()  # the tracer watches from here on: OCR only
-(folder / "scan.pdf").write_bytes(pdf)
+(folder / "scan.pdf").write_bytes(buf.getvalue())
+capitals, sideways, settings = _letter_lines(upper=True).rotate(180), page_image().rotate(90, expand=True), Settings()
+try:
+    open("{MARKER}")
+except OSError:
+    pass
 record = read_document(folder / "scan.pdf", folder, settings)
 assert record.kind == "scanned_pdf" and "hypertension" in record.pages[0].text, record
-assert ocr_image(_letter_lines(upper=True).rotate(180), settings).rotation == 180
-assert tesseract(settings).osd(page_image().rotate(90, expand=True))[0] == 90
+assert ocr_image(capitals, settings).rotation == 180
+assert tesseract(settings).osd(sideways)[0] == 90
 print("DONE", flush=True)
 """
 
@@ -324,10 +326,11 @@ _CREATING = ("creat", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "li
 @pytest.mark.skipif(not any(os.access(os.path.join(d, "strace"), os.X_OK) for d in ("/usr/bin", "/bin")),
                     reason="strace is needed to see every file a process creates")
 def test_no_file_is_created_in_any_temp_folder_during_ocr(tmp_path):
-    """Every system call that could create a file, made by a process OCRing pages (tesseract and
-    leptonica included), is traced: none may touch a temp folder (tempfile.gettempdir(), /tmp,
-    /dev/shm, /var/tmp, TMPDIR); TMPDIR, a fresh folder, stays empty. The traced process writes its
-    own input PDF once (the positive control: the tracer does see a created file)."""
+    """Every system call that could create a file, made by a process while it OCRs pages (tesseract and
+    leptonica included, threads and children followed), is traced: none may touch a temp folder
+    (tempfile.gettempdir(), /tmp, /dev/shm, /var/tmp, TMPDIR), nor any other folder; TMPDIR, a fresh
+    folder, stays empty. Before the OCR the process writes its input PDF: the positive control that
+    the trace does see a created file."""
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     work = tmp_path / "work"
@@ -335,33 +338,24 @@ def test_no_file_is_created_in_any_temp_folder_during_ocr(tmp_path):
     trace = tmp_path / "trace.txt"
     env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
-    child = subprocess.Popen([sys.executable, "-c", _TRACED_OCR, str(work)], cwd=REPO, env=env, text=True,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert child.stdout.readline().strip() == "READY", child.stderr.read()
     calls = ",".join(("openat", "open") + _CREATING)
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", f"trace={calls}", "-o", str(trace), "-p", str(child.pid)],
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(200):  # strace says nothing when attached; wait until it writes its first line
-            if trace.exists():
-                break
-            tracer.wait(0.05) if tracer.poll() is not None else __import__("time").sleep(0.05)
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        out, err = child.communicate(timeout=240)
-    finally:
-        tracer.wait(timeout=30)
-    assert child.returncode == 0 and "DONE" in out, err[-2000:]
-    created = []
-    for line in trace.read_text().splitlines():
-        call = line.split(None, 1)[-1].split("(", 1)[0]
-        writes = call in ("open", "openat") and any(f in line for f in ("O_CREAT", "O_WRONLY", "O_RDWR"))
-        if (writes or call in _CREATING) and "= -1" not in line and "/dev/null" not in line:
-            created.append(line)
-    own_input = f'"{work / "scan.pdf"}"'
-    assert any(own_input in line for line in created), "the tracer saw nothing: the test would prove nothing"
-    created = [line for line in created if own_input not in line]
+    proc = subprocess.run(["strace", "-f", "-qq", "-e", f"trace={calls}", "-o", str(trace),
+                           sys.executable, "-c", _TRACED_OCR, str(work)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "DONE" in proc.stdout, proc.stderr[-2000:]
+    lines = trace.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if MARKER in line)
+
+    def created(part):
+        for line in part:
+            call = line.split(None, 1)[-1].split("(", 1)[0]
+            writes = call in ("open", "openat") and any(f in line for f in ("O_CREAT", "O_WRONLY", "O_RDWR"))
+            if (writes or call in _CREATING) and "= -1" not in line and "/dev/null" not in line:
+                yield line
+
+    assert any(f'"{work / "scan.pdf"}"' in line for line in created(lines[:start])), "the trace would prove nothing"
+    during = list(created(lines[start:]))
     temp_folders = {tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp", str(tmpdir)}
-    assert [line for line in created if any(f'"{t}/' in line for t in temp_folders)] == []
-    assert created == []  # nor anywhere else
+    assert [line for line in during if any(f'"{t}/' in line for t in temp_folders)] == []
+    assert during == []  # nor anywhere else
     assert list(tmpdir.iterdir()) == []
