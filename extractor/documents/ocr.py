@@ -718,7 +718,7 @@ def _plausible_dpi(value) -> int | None:
 
 
 def words_to_page(data: dict[str, list], number: int) -> Page:
-    """Build a Page from tesseract's TSV columns (pytesseract's DICT output)."""
+    """Build a Page from tesseract's TSV columns (`_Tesseract.data`; pytesseract's DICT output has the same)."""
     parts: list[str] = []
     words: list[Word] = []
     offset = 0
