@@ -13,8 +13,12 @@ FIGURES = {
     "ocr_cer_bare_tesseract", "throughput_1_worker", "throughput_2_workers", "speedup_n_over_1",
     "full_run_seconds", "rerun_unchanged_over_full", "rerun_1pct_changed_over_full",
     "rerun_1pct_changed_over_full_without_startup", "startup_seconds", "peak_worker_rss_mib",
+    "bare_tesserocr_pages_per_s", "scanned_pipeline_over_tesserocr", "ocr_cer_bare_tesserocr",
+    "ocr_cer_pipeline_over_bare_tesseract",
+    *(f"scanned_seconds_per_page_{s}" for s in ("image", "orientation", "deskew", "recognition", "nlp", "other")),
 }
-TARGETS = {"text_pages_per_s_per_core", "scanned_pipeline_over_tesseract", "speedup_n_over_1",
+TARGETS = {"text_pages_per_s_per_core", "scanned_pipeline_over_tesseract", "scanned_pipeline_over_tesserocr",
+           "ocr_cer_pipeline_over_bare_tesseract", "speedup_n_over_1",
            "rerun_unchanged_over_full", "rerun_1pct_changed_over_full", "startup_seconds", "peak_worker_rss_mib"}
 
 

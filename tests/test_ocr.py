@@ -1,15 +1,15 @@
-"""OCR on real tesseract with rendered French pages: text, offsets, boxes, orientation, skew, failures."""
+"""OCR on real tesseract with rendered French pages: text, offsets, boxes, orientation, skew, failures;
+the API path (tesserocr) against the command line it replaced, time limits, no file written."""
 from __future__ import annotations
 
 import io
 import os
-import stat
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-import pytesseract
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -97,42 +97,9 @@ def test_truncated_image(tmp_path):
     assert e.value.reason == "truncated"
 
 
-def _leftovers():
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("synthese-ocr-")}
-
-
-def test_tesseract_failure_is_ocr_failed_and_leaves_nothing(tmp_path, monkeypatch):
-    # A tesseract that records the mode of the folder it was handed, then crashes.
-    fake = tmp_path / "tesseract"
-    fake.write_text(f'#!/bin/sh\nstat -c %a "$(dirname "$1")" > {tmp_path}/mode\nexit 3\n')
-    fake.chmod(0o755)
-    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(fake))
-    before = _leftovers()
-    with pytest.raises(DocumentError) as e:
-        ocr_image(page_image(), Settings(ocr_detect_orientation=False))
-    assert e.value.reason == "ocr_failed"
-    assert (tmp_path / "mode").read_text().strip() == "700"
-    assert _leftovers() == before
-
-
-def test_missing_tesseract_is_a_run_error(monkeypatch):
-    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    with pytest.raises(CouldNotRun):
-        ocr_image(page_image(), SETTINGS)
-
-
 def test_blank_page_gives_empty_text():
     page = ocr_image(Image.new("L", (1240, 1754), 255), SETTINGS)
     assert page.text == "" and page.words == [] and page.ocr_confidence is None
-
-
-def test_private_dir_mode():
-    # mkdtemp's documented mode; asserted so a change of helper would be noticed.
-    d = tempfile.mkdtemp(prefix="synthese-ocr-")
-    try:
-        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
-    finally:
-        os.rmdir(d)
 
 
 @pytest.mark.parametrize("turn", [0, 90, 180, 270])
@@ -196,3 +163,199 @@ def test_a_wrong_verdict_from_the_ink_does_not_cost_the_page(monkeypatch):
     page = ocr_image(image, SETTINGS)
     assert page.rotation == 0
     assert_readable(page, image.size)
+
+
+# ---------------------------------------------------------------- the API path (issue 15)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _read_with_the_command_line(self, image, dpi):
+    """What the pipeline did before issue 15: the tesseract program on the same image, its TSV
+    parsed by pytesseract (which writes the image to a temp file: fine in a test)."""
+    import pytesseract
+
+    config = "--psm 3" + (f" --dpi {dpi}" if dpi else "")
+    return pytesseract.image_to_data(image, lang=SETTINGS.ocr_lang, config=config,
+                                     output_type=pytesseract.Output.DICT)
+
+
+TEST_PAGES = {
+    "upright": lambda: page_image(),
+    "turned_180": lambda: page_image().rotate(180, expand=True),
+    "turned_90": lambda: page_image().rotate(90, expand=True),
+    "skewed_3": lambda: page_image().rotate(3, fillcolor=255, resample=Image.Resampling.BICUBIC),
+}
+
+
+@pytest.mark.parametrize("name", list(TEST_PAGES))
+def test_the_api_reads_what_the_command_line_read(name, monkeypatch):
+    """Same page through the whole OCR stage twice: read by tesseract's API (now), then by the tesseract
+    program (before). Same decisions (turn, skew), same words in the same lines, boxes within 2 px.
+    The API's libtesseract (5.5, the wheel's) differs from the program's (Debian's 5.3): confidences
+    move by a few points, words must not."""
+    import extractor.documents.ocr as ocr
+
+    image = TEST_PAGES[name]()
+    now = ocr_image(image, SETTINGS)
+    monkeypatch.setattr(ocr._PageReader, "data", _read_with_the_command_line)
+    before = ocr_image(image, SETTINGS)
+    assert (now.rotation, now.skew) == (before.rotation, before.skew)
+    assert now.text == before.text and len(now.words) > 20
+    for a, b in zip(now.words, before.words):
+        assert (a.text, a.start, a.end) == (b.text, b.start, b.end)
+        for side in ("left", "top", "width", "height"):
+            assert abs(getattr(a.box, side) - getattr(b.box, side)) <= 2, (a, b)
+        assert abs(a.conf - b.conf) <= 10, (a, b)
+    assert abs(now.ocr_confidence - before.ocr_confidence) <= 0.03
+
+
+def test_one_api_object_per_process_and_no_state_carried_between_pages():
+    """The model is loaded once (the same object reads every page), and what a page reads as does not
+    depend on what was read before it (a cached result must not depend on the order of documents)."""
+    from extractor.documents.ocr import tesseract
+
+    tess = tesseract(SETTINGS)
+    first = ocr_image(page_image(), SETTINGS)
+    ocr_image(page_image(PARAGRAPH[3:], top=400).rotate(180), SETTINGS)
+    again = ocr_image(page_image(), SETTINGS)
+    assert tesseract(SETTINGS) is tess
+    assert again.model_dump() == first.model_dump()
+
+
+def test_a_page_over_its_limit_fails_alone_and_the_api_stays_usable(tmp_path):
+    """A page whose readings exceed the per-page limit: the reading is cancelled inside tesseract, the
+    document fails as "timeout" (nothing cached: see cache.TRANSIENT_ERRORS) and the next document is
+    read by the same API object."""
+    from extractor.documents.ocr import tesseract
+    from extractor.documents.reader import read_document
+
+    page_image().save(tmp_path / "slow.png")
+    page_image(PARAGRAPH[:3]).save(tmp_path / "next.png")
+    tess = tesseract(SETTINGS)
+    tight = Settings(doc_timeout_base=0.02, doc_timeout_per_page=0.03)  # 0.05 s a page: far too little
+    record = read_document(tmp_path / "slow.png", tmp_path, tight)
+    assert record.error == "timeout" and "0.05 s" in record.error_detail
+    record = read_document(tmp_path / "next.png", tmp_path, SETTINGS)
+    assert record.error is None and "hypertension" in record.pages[0].text
+    assert tesseract(SETTINGS) is tess
+
+
+def test_a_failed_reading_is_ocr_failed(monkeypatch):
+    """Failure injection: tesseract's Recognize reports a failure at once (not a timeout)."""
+    from extractor.documents.ocr import tesseract
+
+    tess = tesseract(SETTINGS)
+
+    class Failing:
+        def __init__(self, api):
+            self.api = api
+
+        def Recognize(self, timeout=0):  # noqa: N802 - tesseract's name
+            return False
+
+        def __getattr__(self, name):
+            return getattr(self.api, name)
+
+    monkeypatch.setattr(tess, "api", Failing(tess.api))
+    with pytest.raises(DocumentError) as e:
+        ocr_image(page_image(), Settings(ocr_detect_orientation=False))
+    assert e.value.reason == "ocr_failed"
+
+
+def test_a_missing_model_is_a_run_error(tmp_path, monkeypatch):
+    from extractor.documents.ocr import check_models
+
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))  # a folder without any model
+    with pytest.raises(CouldNotRun) as e:
+        ocr_image(page_image(), SETTINGS)
+    assert "fra.traineddata" in str(e.value) and "tesseract-ocr-fra" in str(e.value)
+    with pytest.raises(CouldNotRun):
+        check_models(SETTINGS)
+
+
+def test_a_missing_model_stops_the_run_at_start_up_with_exit_3(tmp_path):
+    root = tmp_path / "root"
+    (root / "P1").mkdir(parents=True)
+    page_image().save(root / "P1" / "scan.png")
+    env = dict(os.environ, TESSDATA_PREFIX=str(tmp_path / "nothing-here"))
+    proc = subprocess.run([sys.executable, "cli.py", "run", str(root), "--workers", "1", "--no-progress"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "fra.traineddata" in proc.stderr and "TESSDATA_PREFIX" in proc.stderr
+    assert not (root / "P1" / "synthese.json").exists()
+
+
+# What a traced OCR run does: a scanned PDF (its embedded image), a page read twice (capitals upside
+# down), OSD, in a fresh process that loads everything for the first time. The inputs are made first;
+# the failed open of MARKER tells the trace where the OCR starts.
+MARKER = "/nonexistent/synthese-trace-marker"
+_TRACED_OCR = f"""
+import io, sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from helpers_docs import page_image
+from test_ocr import _letter_lines
+from extractor.config import Settings
+from extractor.documents.ocr import ocr_image, tesseract
+from extractor.documents.reader import read_document
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen import canvas
+folder = Path(sys.argv[1])
+buf = io.BytesIO()
+c = canvas.Canvas(buf, pagesize=(595.28, 841.89))
+c.drawImage(ImageReader(page_image()), 0, 0, 595.28, 841.89)
+c.showPage(); c.save()
+(folder / "scan.pdf").write_bytes(buf.getvalue())
+capitals, sideways, settings = _letter_lines(upper=True).rotate(180), page_image().rotate(90, expand=True), Settings()
+try:
+    open("{MARKER}")
+except OSError:
+    pass
+record = read_document(folder / "scan.pdf", folder, settings)
+assert record.kind == "scanned_pdf" and "hypertension" in record.pages[0].text, record
+assert ocr_image(capitals, settings).rotation == 180
+assert tesseract(settings).osd(sideways)[0] == 90
+print("DONE", flush=True)
+"""
+
+_CREATING = ("creat", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
+             "symlinkat", "mknod", "mknodat")
+
+
+@pytest.mark.skipif(not any(os.access(os.path.join(d, "strace"), os.X_OK) for d in ("/usr/bin", "/bin")),
+                    reason="strace is needed to see every file a process creates")
+def test_no_file_is_created_in_any_temp_folder_during_ocr(tmp_path):
+    """Every system call that could create a file, made by a process while it OCRs pages (tesseract and
+    leptonica included, threads and children followed), is traced: none may touch a temp folder
+    (tempfile.gettempdir(), /tmp, /dev/shm, /var/tmp, TMPDIR), nor any other folder; TMPDIR, a fresh
+    folder, stays empty. Before the OCR the process writes its input PDF: the positive control that
+    the trace does see a created file."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    trace = tmp_path / "trace.txt"
+    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
+    calls = ",".join(("openat", "open") + _CREATING)
+    proc = subprocess.run(["strace", "-f", "-qq", "-e", f"trace={calls}", "-o", str(trace),
+                           sys.executable, "-c", _TRACED_OCR, str(work)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "DONE" in proc.stdout, proc.stderr[-2000:]
+    lines = trace.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if MARKER in line)
+
+    def created(part):
+        for line in part:
+            call = line.split(None, 1)[-1].split("(", 1)[0]
+            writes = call in ("open", "openat") and any(f in line for f in ("O_CREAT", "O_WRONLY", "O_RDWR"))
+            if (writes or call in _CREATING) and "= -1" not in line and "/dev/null" not in line:
+                yield line
+
+    assert any(f'"{work / "scan.pdf"}"' in line for line in created(lines[:start])), "the trace would prove nothing"
+    during = list(created(lines[start:]))
+    temp_folders = {tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp", str(tmpdir)}
+    assert [line for line in during if any(f'"{t}/' in line for t in temp_folders)] == []
+    assert during == []  # nor anywhere else
+    assert list(tmpdir.iterdir()) == []

@@ -53,6 +53,14 @@ def read_only(path, dossier, settings):
     return DocumentResult(record=record, stage_seconds={"read": record.seconds})
 
 
+def read_tight(path, dossier, settings):
+    """The real reader; a file named "tight*" gets a per-page OCR limit of 0.05 s (the pool's own
+    limit stays that of `settings`, so the page limit is what trips)."""
+    if Path(path).name.startswith("tight"):
+        settings = settings.model_copy(update={"doc_timeout_base": 0.02, "doc_timeout_per_page": 0.03})
+    return read_only(path, dossier, settings)
+
+
 def _run(pool, names, folder):
     tasks = {n: Task(key=n, path=folder / n, dossier=folder, rel=n) for n in names}
     for t in tasks.values():
@@ -113,6 +121,21 @@ def test_a_fifo_times_out_with_the_real_reader(tmp_path):
     assert got["ok.pdf"].failure is None
     assert got["ok.pdf"].result.record.error is None
     assert "Antécédents" in got["ok.pdf"].result.record.pages[0].text
+
+
+def test_a_page_over_its_ocr_limit_fails_alone_and_the_worker_stays(tmp_path):
+    """Issue 15: tesseract's own deadline cancels the reading; the document comes back failed as
+    "timeout" from a worker that is not killed, and the same worker (with its loaded model) reads on."""
+    from helpers_docs import page_image
+
+    page_image().save(tmp_path / "tight.png")
+    page_image(PARAGRAPH[:3]).save(tmp_path / "next.png")
+    with WorkerPool(1, Settings(doc_timeout_base=120.0), process="test_workers:read_tight") as pool:
+        got = _run(pool, ["tight.png", "next.png"], tmp_path)
+        assert pool.stats.started_workers == 1 and pool.stats.replaced_workers == 0
+    assert got["tight.png"].failure is None and got["tight.png"].result.record.error == "timeout"
+    assert got["next.png"].failure is None and got["next.png"].result.record.error is None
+    assert "hypertension" in got["next.png"].result.record.pages[0].text
 
 
 def bomb_pdf(path: Path, gib: int = 1) -> Path:

@@ -11,7 +11,7 @@ Each worker is a plain `python -m extractor.batch.workers` subprocess (not a mul
 dask workers are daemonic and may not have multiprocessing children, and one implementation
 serves both the local pool and dask tasks). It imports the pipeline (reader, NLP, lexicons)
 once, sets OMP_THREAD_LIMIT=1 and RLIMIT_AS (what it maps once loaded + `doc_memory_mb`), then
-serves documents one after another over two pipes. Its own session (process group), so a timeout also kills its tesseract children; it
+serves documents one after another over two pipes. Its own session (process group), so a timeout also kills anything it started; it
 asks the kernel to kill it when the driver dies (PR_SET_PDEATHSIG), so a SIGKILLed run leaves
 no worker behind.
 
@@ -343,12 +343,20 @@ def _vm_size_mb() -> int:
     return 0
 
 
-def warm_up() -> None:
+def warm_up(settings: Settings | None = None) -> None:
     """Load what the NLP stages load lazily (EDS-NLP pipeline, lexicons, compiled patterns) by
-    running them once on a made-up sentence, so the first real document does not pay for it."""
+    running them once on a made-up sentence, and this process's tesseract with its model (issue 15:
+    one API object per worker, kept for every page), so the first real document does not pay for it.
+    Raises CouldNotRun when tesserocr or an OCR model is missing: the worker reports it as fatal and
+    the run stops with exit 3 before any document is read."""
     from extractor.documents.classify import classify_document
+    from extractor.documents.ocr import check_models, tesseract
     from extractor.clinical.mentions import extract_mentions
     from models.document import DocumentRecord, Page
+
+    settings = settings or Settings()
+    check_models(settings)
+    tesseract(settings)
 
     text = ("Compte rendu de consultation du 12 mars 2024\nAntécédents : hypertension artérielle.\n"
             "Allergie : pénicilline.\nTraitement : metformine 1000 mg matin et soir.\n")
@@ -403,7 +411,7 @@ def serve(in_fd: int, out_fd: int, parent: int) -> None:
         module, _, func = process_name.partition(":")
         process = getattr(importlib.import_module(module), func)
         if process_name == DEFAULT_PROCESS:
-            warm_up()
+            warm_up(settings)
     except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the run
         send.send_bytes(pickle.dumps(("fatal", f"{type(e).__name__}: {e}")))
         return

@@ -1,4 +1,4 @@
-"""OCR: the only module that talks to tesseract (through pytesseract).
+"""OCR: the only module that talks to tesseract (its C API, through tesserocr).
 
 A page image goes: EXIF orientation (images) -> grayscale -> orientation from the ink alone
 (`find_orientation`, ~20 ms: direction of the text lines, skew, which way up) -> turned and
@@ -11,32 +11,39 @@ words, each word with its offsets in that text and its box in the upright image.
 A scanned PDF page is usually one image covering the page: that image is decoded at its own
 resolution instead of rendering the page (`pdf_page_image`).
 
-Speed (issue 4): pytesseract's default path encodes a PNG in a shared temp folder (~2 s of a
-~4 s page). We write an uncompressed PGM ourselves into a private folder (0700) and run
-tesseract with its output in the same folder, removed in a `finally`: nothing of the page,
-image or text, is left readable by others in /tmp, even when tesseract is killed by the timeout.
-A folder left by a SIGKILLed worker (no `finally` runs) is named with its pid and removed by the
-next process that OCRs (`sweep_stale_temp_dirs`).
+Tesseract (issue 15): read through its C API (tesserocr), not its command line. Each process keeps
+one API object with the model loaded (a worker makes it at warm-up; any other process on first use,
+see `tesseract()`), the OSD model is loaded the first time OSD is asked, and page images are handed
+over as raw bytes in memory: no new process, no model loaded again, no image or text written to disk
+(the command line path cost a process, a model load and a file round trip per reading: the
+pipeline stood at 1.12-1.36x bare tesseract). Words, boxes, line numbers and confidences come from
+the result iterator, numbered as the TSV renderer numbers them. The tesserocr 2.13 wheel bundles
+libtesseract 5.5.4 (Debian's command line is 5.3.0): 5.5 reads with Debian's 4.1 `fra`/`osd` models
+(TESSDATA_PREFIX or /usr/share/tesseract-ocr/5/tessdata); same words and boxes as the command line on
+the test pages, confidences within a few points.
 
-Errors: tesseract failing -> DocumentError("ocr_failed"); tesseract too slow -> "timeout";
-an image beyond `settings.max_image_pixels` -> "too_large"; tesseract missing -> CouldNotRun
-(a run-level problem, not a document's). Messages never carry tesseract's output.
+Errors: tesseract failing -> DocumentError("ocr_failed"); a page's readings beyond `page_seconds`
+-> "timeout" (the reading under way is cancelled by tesseract's own deadline, the API stays
+usable); an image beyond `settings.max_image_pixels` -> "too_large"; tesserocr or the model missing
+-> CouldNotRun (a run-level problem, checked at worker start-up: exit 3). Messages never carry
+tesseract's output.
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
-import shutil
-import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytesseract
 from PIL import Image, ImageOps, ImageSequence
 
 from extractor.config import Settings
@@ -74,6 +81,11 @@ def pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None = None) -> 
     When the page at `dpi` would exceed `max_pixels`, the dpi is lowered to fit (down to 100);
     below that the page raises DocumentError("too_large"). The image's info["dpi"] holds the dpi used.
     """
+    with _timed("ocr_image"):
+        return _pdf_page_image(pdf, index, dpi, max_pixels)
+
+
+def _pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None) -> Image.Image:
     import pypdfium2 as pdfium
 
     page = pdf[index]
@@ -171,9 +183,10 @@ def open_image_frames(path: Path, settings: Settings) -> Iterator[Image.Image]:
                     raise DocumentError("too_large", f"more than {settings.max_pages} frames")
                 if frame.width * frame.height > settings.max_image_pixels:
                     raise DocumentError("too_large", f"frame {n + 1} has more pixels than the limit")
-                frame.load()
-                upright = ImageOps.exif_transpose(frame.copy())
-                upright.info["dpi"] = im.info.get("dpi")
+                with _timed("ocr_image"):
+                    frame.load()
+                    upright = ImageOps.exif_transpose(frame.copy())
+                    upright.info["dpi"] = im.info.get("dpi")
                 yield upright
         except DocumentError:
             raise
@@ -197,6 +210,53 @@ def to_grayscale(image: Image.Image) -> Image.Image:
 
 # ---------------------------------------------------------------- tesseract
 
+# Where tesseract's models are looked for when TESSDATA_PREFIX is not set: Debian's package
+# (tesseract-ocr-fra, -osd) first. The tesserocr wheel bundles libtesseract but no model, and its
+# compiled-in default ("./") is of no use.
+TESSDATA_DIRS = (
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "/usr/share/tesseract-ocr/4.00/tessdata",
+    "/usr/share/tessdata",
+    "/usr/local/share/tessdata",
+    "/opt/homebrew/share/tessdata",
+)
+OSD_LANG = "osd"
+
+
+def find_tessdata(langs: str) -> Path:
+    """The folder holding `{lang}.traineddata` for every lang of `langs` ("fra", "fra+eng", "osd").
+
+    TESSDATA_PREFIX, when set, is the only place looked at (tesseract's own convention: the tessdata
+    folder itself, or its parent); otherwise the usual install folders. Raises CouldNotRun naming
+    what is missing and how to install it: a run cannot read scans without its model.
+    """
+    return _find_tessdata(langs, os.environ.get("TESSDATA_PREFIX"))
+
+
+@lru_cache(maxsize=16)
+def _find_tessdata(langs: str, prefix: str | None) -> Path:
+    names = [f"{lang}.traineddata" for lang in langs.split("+") if lang]
+    candidates = [prefix, os.path.join(prefix, "tessdata")] if prefix else list(TESSDATA_DIRS)
+    for folder in candidates:
+        if all(os.path.isfile(os.path.join(folder, n)) for n in names):
+            return Path(folder)
+    where = f"TESSDATA_PREFIX={prefix}" if prefix else ", ".join(TESSDATA_DIRS)
+    packages = " ".join(f"tesseract-ocr-{lang}" for lang in langs.split("+") if lang)
+    raise CouldNotRun(f"tesseract model {' / '.join(names)} not found (looked in {where}); install the Debian "
+                      f"package(s) {packages} (install.sh does), or set TESSDATA_PREFIX to the folder holding it")
+
+
+def check_models(settings: Settings) -> Path:
+    """Check at start-up that the models the run may need are there (the OCR language, and OSD when
+    orientation is detected); return their folder. Raises CouldNotRun (exit 3) otherwise."""
+    folder = find_tessdata(settings.ocr_lang)
+    if settings.ocr_detect_orientation:
+        find_tessdata(OSD_LANG)
+    return folder
+
+
+# Versions before issue 15 wrote each page image into a private folder of this name (0700, pid in
+# it); a worker killed with SIGKILL left its folder behind. Swept once per process (`tesseract()`).
 TEMP_PREFIX = "synthese-ocr-"
 _swept = False
 
@@ -204,11 +264,12 @@ _swept = False
 def sweep_stale_temp_dirs(folder: str | None = None) -> int:
     """Remove the private OCR folders that processes no longer alive left behind; return how many.
 
-    A worker killed with SIGKILL (the driver killed, a timeout) cannot run its `finally`: its folder
-    (0700, so never readable by others) stays. Its name carries the pid that made it; a folder of
-    ours whose pid is gone is removed. A live pid, someone else's folder or a foreign name is left alone.
+    Only ours: the name carries the pid that made it (a live pid is left alone), the owner is us.
     """
-    folder = folder or tempfile.gettempdir()
+    import shutil
+
+    # tempfile.gettempdir() would probe the folder by writing a file into it: the names it tries first.
+    folder = folder or next((os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), "/tmp")
     removed = 0
     try:
         entries = list(os.scandir(folder))
@@ -233,63 +294,118 @@ def sweep_stale_temp_dirs(folder: str | None = None) -> int:
 
 
 class _Tesseract:
-    """Runs tesseract on images written uncompressed into a private folder, removed afterwards."""
+    """Tesseract's API (tesserocr) with the reading model loaded once; OSD's model loaded on first need.
 
-    def __init__(self, settings: Settings):
-        global _swept
-        self.settings = settings
-        self.timeout = settings.doc_timeout_base + settings.doc_timeout_per_page
-        os.environ["OMP_THREAD_LIMIT"] = str(settings.tesseract_threads)
-        if not _swept:  # once per process: what earlier killed workers left
-            _swept = True
-            sweep_stale_temp_dirs()
-        self.dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")  # mode 0700
+    Images are handed over as raw 8-bit grey bytes: no file, no encoding. One object per process (and
+    per thread: a TessBaseAPI is not thread-safe), see `tesseract()`.
+    """
+
+    def __init__(self, lang: str):
+        try:
+            import tesserocr
+        except ImportError as e:
+            raise CouldNotRun("tesserocr is not installed (pip install tesserocr); the OCR needs it") from e
+        self.tesserocr = tesserocr
+        self.lang = lang
+        self.datapath = find_tessdata(lang)
+        self.api = self._api(lang, self.datapath, tesserocr.PSM.AUTO)
+        self._osd = None
+
+    def _api(self, lang: str, datapath: Path, psm):
+        try:
+            return self.tesserocr.PyTessBaseAPI(path=f"{datapath}{os.sep}", lang=lang, psm=psm)
+        except RuntimeError:
+            raise CouldNotRun(f"tesseract could not load its {lang} model from {datapath}; is the file "
+                              f"damaged or of another tesseract version?") from None
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        for api in (self.api, self._osd):
+            if api is not None:
+                api.End()
 
-    def _run(self, image: Image.Image, name: str, extension: str, lang: str, config: str) -> str:
-        src = os.path.join(self.dir, name + ".pgm")
-        base = os.path.join(self.dir, name)
-        image.save(src, format="PPM")  # binary PGM for mode L: no compression to pay for
-        try:
-            pytesseract.pytesseract.run_tesseract(src, base, extension, lang, config, timeout=self.timeout)
-            with open(f"{base}.{extension}", "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        except pytesseract.TesseractNotFoundError:
-            raise CouldNotRun("tesseract is not installed or not on PATH") from None
-        except pytesseract.TesseractError as e:
-            raise DocumentError("ocr_failed", f"tesseract exited with status {e.status}") from None
-        except RuntimeError as e:  # pytesseract's timeout
-            if "timeout" in str(e).lower():
-                raise DocumentError("timeout", f"tesseract took more than {self.timeout:g} s on a page") from None
-            raise DocumentError("ocr_failed", "tesseract could not be run") from None
-        except FileNotFoundError:
-            raise DocumentError("ocr_failed", "tesseract wrote no output") from None
-        finally:
-            for leftover in (src, f"{base}.{extension}"):
-                try:
-                    os.unlink(leftover)
-                except FileNotFoundError:
-                    pass
+    def _set_image(self, api, image: Image.Image) -> bytes:
+        """Hand `image` (mode L) to `api`; the returned buffer must outlive the reading (not copied)."""
+        data = image.tobytes()
+        api.SetImageBytes(data, image.width, image.height, 1, image.width)
+        return data
 
     def osd(self, image: Image.Image) -> tuple[int, float]:
         """(degrees to turn clockwise, confidence); (0, 0.0) when OSD finds too little to decide."""
+        if self._osd is None:
+            self._osd = self._api(OSD_LANG, find_tessdata(OSD_LANG), self.tesserocr.PSM.OSD_ONLY)
+        keep = self._set_image(self._osd, image)  # noqa: F841 - tesseract reads this buffer below
         try:
-            out = self._run(image, "osd", "osd", "osd", "--psm 0")
-        except DocumentError as e:
-            if e.reason == "timeout":
-                raise
+            found = self._osd.DetectOrientationScript()
+        except RuntimeError:
+            found = None
+        finally:
+            self._osd.Clear()
+        if not found:
             return 0, 0.0  # near-empty pages: "Too few characters"
-        info = pytesseract.pytesseract.osd_to_dict(out)
-        return int(info.get("rotate", 0)) % 360, float(info.get("orientation_conf", 0.0))
+        # orient_deg is how the text is turned (counter-clockwise); the command line's "Rotate" undoes it.
+        return (360 - int(found["orient_deg"])) % 360, float(found["orient_conf"])
 
-    def data(self, image: Image.Image, dpi: int | None) -> dict[str, list]:
-        config = "-c tessedit_create_tsv=1 --psm 3"
-        if dpi:
-            config += f" --dpi {dpi}"
-        out = self._run(image, "page", "tsv", self.settings.ocr_lang, config)
-        return pytesseract.pytesseract.file_to_dict(out, "\t", -1)
+    def data(self, image: Image.Image, dpi: int | None, seconds: float) -> dict[str, list]:
+        """Read `image` (psm 3, as the command line does by default) within `seconds`: its words as
+        the columns of tesseract's TSV output (block_num, par_num, line_num, left, top, width, height,
+        conf, text), numbered as the TSV renderer numbers them. Raises DocumentError "timeout" (the
+        reading is cancelled) or "ocr_failed"."""
+        api, RIL = self.api, self.tesserocr.RIL
+        # The command line's --dpi; 0 lets tesseract estimate the resolution from the text size.
+        api.SetVariable("user_defined_dpi", str(dpi or 0))
+        keep = self._set_image(api, image)  # noqa: F841 - tesseract reads this buffer below
+        started = time.monotonic()
+        try:
+            if not api.Recognize(timeout=max(1, int(seconds * 1000))):
+                if time.monotonic() - started >= 0.95 * seconds:
+                    raise DocumentError("timeout", f"tesseract took more than {seconds:.3g} s on a page")
+                raise DocumentError("ocr_failed", "tesseract could not read the page")
+            cols: dict[str, list] = {k: [] for k in ("block_num", "par_num", "line_num", "left", "top",
+                                                     "width", "height", "conf", "text")}
+            it = api.GetIterator()
+            block = par = line = 0
+            while it is not None and not it.Empty(RIL.BLOCK):
+                if it.IsAtBeginningOf(RIL.BLOCK):
+                    block, par, line = block + 1, 0, 0
+                if it.IsAtBeginningOf(RIL.PARA):
+                    par, line = par + 1, 0
+                if it.IsAtBeginningOf(RIL.TEXTLINE):
+                    line += 1
+                if not it.Empty(RIL.WORD):
+                    left, top, right, bottom = it.BoundingBox(RIL.WORD)
+                    for k, v in zip(cols, (block, par, line, left, top, right - left, bottom - top,
+                                           round(it.Confidence(RIL.WORD), 2), it.GetUTF8Text(RIL.WORD))):
+                        cols[k].append(v)
+                if not it.Next(RIL.WORD):
+                    break
+            return cols
+        finally:
+            api.Clear()
+
+
+_local = threading.local()
+
+
+def tesseract(settings: Settings) -> _Tesseract:
+    """This process's tesseract, with `settings.ocr_lang` loaded: made on first use (a worker makes it
+    at warm-up, see extractor.batch.workers.warm_up) and kept. Per thread, since the API is not
+    thread-safe; a forked child makes its own. Raises CouldNotRun when tesserocr or the model is missing."""
+    global _swept
+    key = (os.getpid(), settings.ocr_lang, find_tessdata(settings.ocr_lang))
+    held = getattr(_local, "tess", None)
+    if held is None or held[0] != key:
+        if not _swept:
+            _swept = True
+            sweep_stale_temp_dirs()
+        if held is not None and held[0][0] == os.getpid():
+            held[1].close()
+        _local.tess = held = (key, _Tesseract(settings.ocr_lang))
+    return held[1]
+
+
+def page_seconds(settings: Settings) -> float:
+    """The time limit of one page's OCR (all its readings): that of a one-page document."""
+    return settings.doc_timeout_base + settings.doc_timeout_per_page
 
 
 # ---------------------------------------------------------------- orientation and skew
@@ -465,66 +581,116 @@ def ocr_image(image: Image.Image, settings: Settings, number: int = 1, dpi: int 
     dpi tag is used if plausible, else tesseract estimates it from the text size.
     The text is built from tesseract's words: " " within a line, "\\n" between lines, a blank line
     between paragraphs and blocks. Word boxes are in pixels of the upright (turned, deskewed) image.
-    Raises DocumentError "ocr_failed" / "timeout"; CouldNotRun when tesseract is missing.
+    All the readings of the page share one time limit (`page_seconds`): past it the reading under
+    way is cancelled and DocumentError "timeout" raised; this process's tesseract stays usable.
+    Raises DocumentError "ocr_failed" / "timeout"; CouldNotRun when tesserocr or the model is missing.
     """
+    reader = _PageReader(tesseract(settings), page_seconds(settings), time.monotonic() + page_seconds(settings))
     dpi = dpi or _plausible_dpi(image.info.get("dpi"))
-    gray = to_grayscale(image)
+    with _timed("ocr_image"):
+        gray = to_grayscale(image)
     detect = settings.ocr_detect_orientation
-    found = find_orientation(gray, detect, settings.ocr_deskew)
-    tess = _Tesseract(settings)
-    try:
-        if detect and found.direction == "vertical" and not found.sure:
-            page = _read_sideways(tess, gray, found.skew, dpi, number)
-        else:
-            page = _read(tess, gray, found.rotate, found.skew, dpi, number)
-            if detect and _doubtful(page, DOUBTFUL_CONFIDENCE if not found.sure else POOR_CONFIDENCE):
-                # The reading is poor, and the ink could not tell which way up (or told it wrong): read
-                # the page the other way round (with no text lines to go by, the way OSD proposes); the
-                # better reading wins.
-                rotate = (found.rotate + 180) % 360
-                if found.direction == "unknown":
-                    rotate, conf = _osd(tess, gray)
-                    rotate = rotate if conf >= OSD_MIN_CONFIDENCE else 0
-                if rotate != found.rotate:
-                    turned = _read(tess, gray, rotate, found.skew, dpi, number)
-                    if _score(turned) > _score(page):
-                        page = turned
-    finally:
-        tess.close()
+    with _timed("ocr_orientation"):
+        found = find_orientation(gray, detect, settings.ocr_deskew)
+    if detect and found.direction == "vertical" and not found.sure:
+        return _read_sideways(reader, gray, found.skew, dpi, number)
+    page = _read(reader, gray, found.rotate, found.skew, dpi, number)
+    if detect and _doubtful(page, DOUBTFUL_CONFIDENCE if not found.sure else POOR_CONFIDENCE):
+        # The reading is poor, and the ink could not tell which way up (or told it wrong): read
+        # the page the other way round (with no text lines to go by, the way OSD proposes); the
+        # better reading wins.
+        rotate = (found.rotate + 180) % 360
+        if found.direction == "unknown":
+            rotate, conf = _osd(reader, gray)
+            rotate = rotate if conf >= OSD_MIN_CONFIDENCE else 0
+        if rotate != found.rotate:
+            turned = _read(reader, gray, rotate, found.skew, dpi, number)
+            if _score(turned) > _score(page):
+                page = turned
     return page
 
 
-def _osd(tess: "_Tesseract", gray: Image.Image) -> tuple[int, float]:
+@dataclass
+class _PageReader:
+    """This process's tesseract and the time left for the page being read."""
+
+    tess: _Tesseract
+    limit: float
+    deadline: float
+
+    def _left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DocumentError("timeout", f"tesseract took more than {self.limit:g} s on a page")
+        return left
+
+    def data(self, image: Image.Image, dpi: int | None) -> dict[str, list]:
+        try:
+            return self.tess.data(image, dpi, self._left())
+        except DocumentError as e:
+            if e.reason == "timeout":
+                raise DocumentError("timeout", f"tesseract took more than {self.limit:g} s on a page") from None
+            raise
+
+    def osd(self, image: Image.Image) -> tuple[int, float]:
+        self._left()
+        return self.tess.osd(image)
+
+
+def _osd(reader: _PageReader, gray: Image.Image) -> tuple[int, float]:
     """OSD on a ~150 dpi copy, again at full resolution when the copy is too coarse to decide
     (seen: confidence 1.0 on a degraded sideways page that full resolution reads at 7.0)."""
-    small = _osd_copy(gray)
-    rotate, conf = tess.osd(small)
-    if conf < OSD_MIN_CONFIDENCE and small is not gray:
-        rotate, conf = tess.osd(gray)
+    with _timed("ocr_orientation"):
+        small = _osd_copy(gray)
+        rotate, conf = reader.osd(small)
+        if conf < OSD_MIN_CONFIDENCE and small is not gray:
+            rotate, conf = reader.osd(gray)
     return rotate, conf
 
 
-def _read_sideways(tess: "_Tesseract", gray: Image.Image, skew: float, dpi, number: int) -> Page:
+def _read_sideways(reader: _PageReader, gray: Image.Image, skew: float, dpi, number: int) -> Page:
     """A sideways page the ink could not tell 90 from 270 on: OSD decides, or both readings do."""
-    rotate, conf = _osd(tess, gray)
+    rotate, conf = _osd(reader, gray)
     if rotate in (90, 270) and conf >= OSD_MIN_CONFIDENCE:
-        return _read(tess, gray, rotate, skew, dpi, number)
-    readings = [_read(tess, gray, rotate, skew, dpi, number) for rotate in (90, 270)]
+        return _read(reader, gray, rotate, skew, dpi, number)
+    readings = [_read(reader, gray, rotate, skew, dpi, number) for rotate in (90, 270)]
     return max(readings, key=_score)
 
 
-def _read(tess: "_Tesseract", gray: Image.Image, rotate: int, skew: float, dpi, number: int) -> Page:
+def _read(reader: _PageReader, gray: Image.Image, rotate: int, skew: float, dpi, number: int) -> Page:
     """Turn the page by `rotate` (clockwise), take out `skew`, read it. Skew is the same whichever
     quarter turn the page gets: it is the angle of the lines to the nearest axis."""
-    gray = rotate_upright(gray, rotate)
-    if abs(skew) >= DESKEW_MIN_ANGLE:
-        gray = deskew(gray, skew)
-    else:
-        skew = 0.0
-    page = words_to_page(tess.data(gray, dpi), number)
+    with _timed("ocr_deskew"):
+        gray = rotate_upright(gray, rotate)
+        if abs(skew) >= DESKEW_MIN_ANGLE:
+            gray = deskew(gray, skew)
+        else:
+            skew = 0.0
+    with _timed("ocr_recognition"):
+        page = words_to_page(reader.data(gray, dpi), number)
     page.rotation = rotate
     page.skew = skew
     return page
+
+
+# ---------------------------------------------------------------- time split
+
+@contextmanager
+def _timed(stage: str):
+    """Add the time spent in the block to this thread's `stage` total (see take_stage_seconds)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        totals = _local.__dict__.setdefault("seconds", {})
+        totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def take_stage_seconds() -> dict[str, float]:
+    """The OCR time this thread spent since the last call, by stage: "ocr_image" (page image
+    extraction and grey conversion), "ocr_orientation" (ink analysis, OSD), "ocr_deskew" (turning
+    and deskewing), "ocr_recognition" (tesseract); the totals start again from zero."""
+    return _local.__dict__.pop("seconds", {})
 
 
 def _doubtful(page: Page, below: float) -> bool:
@@ -552,7 +718,7 @@ def _plausible_dpi(value) -> int | None:
 
 
 def words_to_page(data: dict[str, list], number: int) -> Page:
-    """Build a Page from tesseract's TSV columns (pytesseract's DICT output)."""
+    """Build a Page from tesseract's TSV columns (`_Tesseract.data`; pytesseract's DICT output has the same)."""
     parts: list[str] = []
     words: list[Word] = []
     offset = 0
