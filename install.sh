@@ -15,6 +15,8 @@ python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # Browser tests (review page, audit report) drive Debian's chromium through Playwright's executable_path:
 # no browser is downloaded.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The OCR privacy test watches every file-creating system call of a real OCR run under strace.
+command -v strace >/dev/null 2>&1 || need+=(strace)
 # `synthese export` checks its FHIR bundles against the HL7 IPS package, fetched below with npm.
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then

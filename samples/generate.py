@@ -61,18 +61,8 @@ FILLER_EXAM = ["Patient(e) conscient(e), orienté(e), eupnéique en air ambiant.
                "Abdomen souple, dépressible et indolore.", "Pas d'œdème des membres inférieurs, pas de turgescence jugulaire.", "Mollets souples.",
                "TA 138/82 mmHg, FC 72/min, SpO2 97 %, apyrétique.", "Examen neurologique sans déficit sensitivo-moteur."]
 # What real letters add around the history (issue 10, learned from real case reports): symptoms, signs and
-# lab or imaging findings written in the examination and investigations, differentials ruled out, and the
-# history stated by adjectives. (label, sentence, split): the label must never become a history entry.
-FINDINGS = [("prurit", "Prurit diffus sans lésion cutanée.", "dev"),
-            ("anémie", "La numération objective une anémie à 9,8 g/dl.", "dev"),
-            ("hypokaliémie", "Hypokaliémie à 3,1 mmol/l, corrigée per os.", "dev"),
-            ("cardiomégalie", "La radiographie thoracique montre une cardiomégalie.", "heldout"),
-            ("thrombopénie", "Thrombopénie à 98 000/mm3 au bilan d'entrée.", "heldout"),
-            ("anorexie mentale", "Le/la patient(e) signale une anorexie et un amaigrissement de 3 kg.", "heldout")]
-ELIMINATED = [("embolie pulmonaire", "Une embolie pulmonaire a été éliminée par angioscanner.", "dev"),
-              ("endocardite", "L'échographie cardiaque a éliminé une endocardite.", "dev"),
-              ("tuberculose", "La recherche de tuberculose est revenue négative.", "heldout"),
-              ("infection par le vih", "Les sérologies VIH, VHB et VHC étaient négatives.", "heldout")]
+# lab or imaging findings in the examination (vocab phrasings "history_findings"), differentials ruled out
+# ("history_eliminated"), and the history stated by adjectives.
 ADJECTIVES = {"hypertension artérielle": "hypertendu(e)", "diabète de type 2": "diabétique", "asthme": "asthmatique",
               "obésité": "obèse", "épilepsie": "épileptique", "insuffisance cardiaque": "insuffisant(e) cardiaque",
               "insuffisance rénale chronique": "insuffisant(e) rénal(e) chronique"}
@@ -380,15 +370,16 @@ class Dossier:
         self.distract("treatment", p["drug"], "past")
         return self.ph("past").format(s=p["surface"], year=self.rng.randint(2005, 2017))
 
-    def history_distractor_sentence(self, sentences: list[tuple[str, str, str]], reason: str) -> str | None:
-        """One of FINDINGS (a symptom or finding of the stay) or ELIMINATED (a differential ruled out) for this
-        split, recorded as a distractor: its label must never become a history entry."""
-        pool = [(lab, t) for lab, t, sp in sentences if sp == self.split and lab not in self.history]
+    def history_distractor_sentence(self, kind: str, reason: str) -> str | None:
+        """A sentence of the vocab phrasings `kind` ("history_findings": a symptom or finding of the stay,
+        "history_eliminated": a differential ruled out), recorded as a distractor: its label must never become
+        a history entry."""
+        pool = [p for p in phrasing(kind, self.split) if p["label"] not in self.history]
         if not pool:
             return None
-        label, text = self.rng_real.choice(pool)
-        self.distract("history", label, reason)
-        return text
+        p = self.rng_real.choice(pool)
+        self.distract("history", p["label"], reason)
+        return p["t"]
 
     def adjective_sentence(self, doc: Doc) -> str | None:
         """The history as clinicians often state it: "Patient diabétique et hypertendu"."""
@@ -537,8 +528,8 @@ class Dossier:
             if adj:
                 hdm.insert(1, adj)
                 body[-1] = ("para", sexed(" ".join(hdm), self.sex))
-        real = [x for x in (self.history_distractor_sentence(FINDINGS, "finding") if self.rng_real.random() < 0.5 else None,
-                            self.history_distractor_sentence(ELIMINATED, "eliminated") if self.rng_real.random() < 0.4 else None) if x]
+        real = [x for x in (self.history_distractor_sentence("history_findings", "finding") if self.rng_real.random() < 0.5 else None,
+                            self.history_distractor_sentence("history_eliminated", "eliminated") if self.rng_real.random() < 0.4 else None) if x]
         body += [("heading", self.title("exam")), ("para", sexed(" ".join(exam + ([neg] if neg else []) + real), self.sex))]
         body += [("heading", "Examens complémentaires")] + [("line", x) for x in r.sample(FILLER_PARA, r.randint(3, 5))]
         if r.random() < 0.6:

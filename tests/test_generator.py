@@ -153,7 +153,8 @@ def test_scans_and_rotation_recorded():
 
 def vocab_labels(split: str) -> dict[str, set[str]]:
     return {
-        "history": {c["label"] for c in items("conditions", split)},
+        "history": {c["label"] for c in items("conditions", split)}
+        | {p["label"] for kind in ("history_findings", "history_eliminated") for p in phrasing(kind, split)},
         "allergy": {a["substance"] for a in items("allergens", split)},
         "treatment": {d["drug"] for d in items("drugs", split)} | {p["drug"] for p in items("drugs", split, "past_only")}
         | {c["drug"] for c in items("drugs", split, "prose_courses")}
