@@ -11,7 +11,7 @@ import pytest
 from extractor.clinical.consolidate import consolidate
 from extractor.clinical.lexicon import fuzzy_drug
 from models.document import DocumentRecord, Page
-from test_mentions import check, mentions_of
+from helpers_clinical import check, mentions_of
 
 
 def treatments(text: str, **kw):
@@ -228,3 +228,11 @@ def test_one_substance_is_one_entry_whatever_its_atc():
                  "clopidogrel (Plavix 75 mg/j) et ramipril 5 mg/j.")
     aspirin = [e for e in es if e.drug == "acide acétylsalicylique"]
     assert len(aspirin) == 1 and aspirin[0].status == "active" and aspirin[0].dose == "75 mg/j"
+
+
+def test_a_cue_covers_a_list_joined_by_avec_and_commas():
+    # regression: the allergy list separator once shadowed the treatment one, and the list stopped at "avec"
+    found = mentions_of("La patiente a été mise sous traitement associant aspirine avec clopidogrel, "
+                        "bétabloquant et une statine.")
+    drugs = sorted(m.label for m in found if m.category == "treatment")
+    assert drugs == ["acide acétylsalicylique", "bêtabloquants", "clopidogrel", "statines"]

@@ -837,7 +837,7 @@ def _bracket_members(ctx: _PageContext, m: Match, matches: list[Match]) -> tuple
     return (inside, close) if inside else ([], m.end)
 
 
-_LIST_GAP = re.compile(r"\s*(?:,|et|ou|/)\s*(?:(?:les?|la|l'|aux?|des?|du)\s*)?")
+_ALLERGEN_LIST_GAP = re.compile(r"\s*(?:,|et|ou|/)\s*(?:(?:les?|la|l'|aux?|des?|du)\s*)?")
 
 
 def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reactions: list[Match],
@@ -859,7 +859,7 @@ def _allergy_candidates(ctx: _PageContext, allergen_matches: list[Match], reacti
             continue
         sec = section_at(sections, m.start)
         # The next item of a list the cue governs: "toxicité aux statines et fibrates".
-        listed = bool(cands) and cands[-1].match.end <= m.start and _LIST_GAP.fullmatch(folded, cands[-1].match.end, m.start)
+        listed = bool(cands) and cands[-1].match.end <= m.start and _ALLERGEN_LIST_GAP.fullmatch(folded, cands[-1].match.end, m.start)
         if not is_adr and not listed and not _allergy_context(folded, sec, m.start, m.end):
             continue
         if _unticked(text, folded, m.start):
