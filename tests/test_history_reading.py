@@ -266,3 +266,10 @@ def test_a_suspected_drug_reaction_is_an_unconfirmed_allergy_a_suspected_allergy
     s = synthesis_of("Le diagnostic de syndrome de Lyell induit par la carbamazépine a été évoqué.")
     assert [(a.substance, a.verification) for a in s.allergies] == [("carbamazépine", "unconfirmed")]
     assert synthesis_of("Allergie à la pénicilline ? (à confirmer)").allergies == []
+
+
+def test_a_refuted_allergy_line_does_not_refute_the_list_above_it():
+    s = synthesis_of("Allergies :\n- chlorhexidine\n- crustacés\nAllergie à la morphine non confirmée : tests cutanés négatifs.")
+    assert sorted((a.substance, a.verification) for a in s.allergies) == [
+        ("chlorhexidine", "unconfirmed"), ("crustacés", "unconfirmed"), ("morphine", "refuted")]
+    assert s.allergy_status == "known" and not s.conflicts  # the list's first bullet is not "Allergies : -"

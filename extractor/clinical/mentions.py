@@ -355,9 +355,10 @@ def _stopped_for_reaction(folded: str, start: int, end: int) -> re.Match | None:
 
 def _refuted(folded: str, start: int, end: int) -> bool:
     """The allergy was ruled out: tests negative, challenge tolerated, "non confirmée", "éliminée"."""
-    ss = _sentence_start(folded, start)
-    se = folded.find(". ", end)
-    se = len(folded) if se < 0 else se
+    ls, le = _line_bounds(folded, start, end)  # lists are written without full stops: one line, one item
+    ss = max(_sentence_start(folded, start), ls)
+    se = folded.find(". ", end, le)
+    se = le if se < 0 else se
     return bool(_patterns()["refuted"].search(folded, ss, se))
 
 
@@ -674,6 +675,8 @@ def _absence_candidates(ctx: _PageContext) -> list[_Cand]:
         for am in rx.finditer(folded):
             if _in_boilerplate(page, am.start(), am.end()):
                 continue
+            if "\n" in folded[am.start():am.end()] and folded[am.end() - 1] in "-*":
+                continue  # "Allergies :\n- pénicilline": the dash is a list bullet, not "Allergies : -"
             tail = folded[am.end():am.end() + 12]
             if block == "allergy" and re.match(r"\s*(?:a|au|aux|a l|d)\b|\s*'", tail) and "connu" not in folded[am.start():am.end()]:
                 continue  # "pas d'allergie à l'iode": a negated allergy, not an absence
