@@ -143,8 +143,8 @@ def is_history_type(semantic: str) -> bool:
     return semantic in semantic_rules()["history_types"]
 
 
-def _condition_term(label: str, code: str | None, kind: str, surface: str, **kw) -> Term:
-    return Term("condition" if kw.pop("abbreviation", False) is False else "abbreviation", label, code, kind,
+def _condition_term(label: str, code: str | None, kind: str, surface: str, abbreviation: bool = False, **kw) -> Term:
+    return Term("abbreviation" if abbreviation else "condition", label, code, kind,
                 semantic=semantic_type(label, code, kind, surface), **kw)
 
 
