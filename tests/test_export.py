@@ -492,3 +492,14 @@ def test_shipped_samples_export_with_both_presets(tmp_path, profiles):
             result = profiles.check_bundle(bundle)
             assert result.ok and not result.unchecked, (did, [str(v) for v in result.errors], result.unchecked)
             assert_round_trip(s, bundle, T.preset(preset_name))
+
+
+def test_family_history_names_its_relative(profiles):
+    s = Synthesis(dossier_id="PF", generated_at=datetime(2024, 3, 2, tzinfo=timezone.utc), extractor_version="0.2.0",
+                  history=[HistoryEntry(id="h1", label="diabète de type 2", code="E11", kind="family", relative="mère"),
+                           HistoryEntry(id="h2", label="asthme", code="J45", kind="family")],
+                  history_status="known")
+    bundle = build_bundle(s, T.preset("ips"))
+    fam = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "FamilyMemberHistory"]
+    assert sorted(f["relationship"].get("text", "") for f in fam) == ["family member", "mère"]
+    assert profiles.check_bundle(bundle).ok

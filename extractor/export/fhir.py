@@ -296,6 +296,10 @@ class _Builder:
             "relationship": _concept(T.ROLE_CODE, *T.FAMILY_MEMBER),
             "condition": [cond],
         }
+        if h.relative:
+            # The relative as written ("grand-père"): kept as the relationship's text, the code staying generic.
+            res["relationship"] = {**res["relationship"], "text": h.relative}
+            res["text"] = _text(f"<p>Antécédent familial : {_e(h.label)} ({_e(h.relative)})</p>")
         if _date(h.date):
             res["date"] = h.date
         url = self.add(_uid(self.s.dossier_id, "entry", h.id or h.label), res)
