@@ -191,6 +191,12 @@ class _Builder:
         self.docs[path] = self.add(url, res)
         return url
 
+    def add_entry(self, entry, name: str, res: dict) -> str:
+        """Add an entry's resource (identified by the entry's id, else its name) and its Provenance."""
+        url = self.add(_uid(self.s.dossier_id, "entry", entry.id or name), res)
+        self.add_provenance(url, entry)
+        return url
+
     def add_provenance(self, target: str, entry) -> None:
         entities = []
         for src in entry.sources:
@@ -279,32 +285,29 @@ class _Builder:
             res["clinicalStatus"] = _concept(T.CONDITION_CLINICAL, h.clinical_status, h.clinical_status.capitalize())
         if _date(h.date):
             res["onsetDateTime"] = h.date
-        url = self.add(_uid(self.s.dossier_id, "entry", h.id or h.label), res)
-        self.add_provenance(url, h)
-        return url
+        return self.add_entry(h, h.label, res)
 
     def family(self, h: HistoryEntry) -> str:
         cond = {"code": {"text": h.label}}
         if h.code:
             cond["code"]["coding"] = [_coding(self.p.cim10, h.code, h.label)]
+        relationship = _concept(T.ROLE_CODE, *T.FAMILY_MEMBER)
+        if h.relative:
+            # The relative as written ("grand-père"): kept as the relationship's text, the code staying generic.
+            relationship["text"] = h.relative
+        who = f" ({_e(h.relative)})" if h.relative else ""
         res = {
             "resourceType": "FamilyMemberHistory",
-            "text": _text(f"<p>Antécédent familial : {_e(h.label)}</p>"),
+            "text": _text(f"<p>Antécédent familial : {_e(h.label)}{who}</p>"),
             "identifier": _identifier(h),
             "status": "completed",
             "patient": {"reference": self.patient},
-            "relationship": _concept(T.ROLE_CODE, *T.FAMILY_MEMBER),
+            "relationship": relationship,
             "condition": [cond],
         }
-        if h.relative:
-            # The relative as written ("grand-père"): kept as the relationship's text, the code staying generic.
-            res["relationship"] = {**res["relationship"], "text": h.relative}
-            res["text"] = _text(f"<p>Antécédent familial : {_e(h.label)} ({_e(h.relative)})</p>")
         if _date(h.date):
             res["date"] = h.date
-        url = self.add(_uid(self.s.dossier_id, "entry", h.id or h.label), res)
-        self.add_provenance(url, h)
-        return url
+        return self.add_entry(h, h.label, res)
 
     def allergy(self, a: AllergyEntry) -> str:
         code = {"text": a.substance}
@@ -330,9 +333,7 @@ class _Builder:
             res["reaction"] = [{"manifestation": [{"text": a.reaction}]}]
         if a.members:
             res["note"] = [{"text": "Membres cités : " + ", ".join(a.members)}]
-        url = self.add(_uid(self.s.dossier_id, "entry", a.id or a.substance), res)
-        self.add_provenance(url, a)
-        return url
+        return self.add_entry(a, a.substance, res)
 
     def medication(self, t: TreatmentEntry) -> str:
         status = "completed" if t.in_stay else t.status
@@ -381,9 +382,7 @@ class _Builder:
             res["note"] = [{"text": f"Nom commercial : {t.brand}"}]
         label = t.drug + (f" ({t.brand})" if t.brand else "")
         res["text"] = _text(f"<p>{_e(label)}{' ' + _e(text) if text else ''} — {TREATMENT_STATUS[status]}</p>")
-        url = self.add(_uid(self.s.dossier_id, "entry", t.id or t.drug), res)
-        self.add_provenance(url, t)
-        return url
+        return self.add_entry(t, t.drug, res)
 
     def _latest_source_date(self, sources: list[Source]) -> str | None:
         dates = [d for s in sources if (d := _date(s.document_date or self.doc_dates.get(s.document)))]
