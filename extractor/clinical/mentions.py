@@ -125,6 +125,12 @@ def _sentence_start(folded: str, start: int) -> int:
     return max(0, start - 400) + m.end() if m else max(0, start - 400)
 
 
+def _sentence_bounds(folded: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around a span: from `_sentence_start` to the next full stop followed by a space."""
+    se = folded.find(". ", end)
+    return _sentence_start(folded, start), (len(folded) if se < 0 else se)
+
+
 def family_in_prose(folded: str, start: int) -> bool:
     """The sentence introduces family history before the mention ("Dans ses antécédents familiaux, on note
     un diabète"); a sentence about personal and family history together does not decide alone."""
@@ -294,9 +300,7 @@ def _qualifies_patient(folded: str, start: int) -> bool:
 def _witness_family(folded: str, start: int, end: int) -> bool:
     """The family only witnessed it ("un retard mental a été constaté par la famille"): no relative is named
     in the sentence besides that phrase."""
-    ss = _sentence_start(folded, start)
-    se = folded.find(". ", end)
-    se = len(folded) if se < 0 else se
+    ss, se = _sentence_bounds(folded, start, end)
     return bool(_patterns()["family_pseudo"].search(folded, ss, se)) and not _patterns()["relative"].search(folded, ss, se)
 
 
@@ -356,10 +360,8 @@ def _stopped_for_reaction(folded: str, start: int, end: int) -> re.Match | None:
 def _refuted(folded: str, start: int, end: int) -> bool:
     """The allergy was ruled out: tests negative, challenge tolerated, "non confirmée", "éliminée"."""
     ls, le = _line_bounds(folded, start, end)  # lists are written without full stops: one line, one item
-    ss = max(_sentence_start(folded, start), ls)
-    se = folded.find(". ", end, le)
-    se = le if se < 0 else se
-    return bool(_patterns()["refuted"].search(folded, ss, se))
+    ss, se = _sentence_bounds(folded, start, end)
+    return bool(_patterns()["refuted"].search(folded, max(ss, ls), min(se, le)))
 
 
 def _unticked(text: str, folded: str, start: int) -> bool:
