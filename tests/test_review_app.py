@@ -371,19 +371,18 @@ def test_a_busy_ledger_never_loses_the_decision(tmp_path):
         holder.stdin.close()
         holder.wait(timeout=60)
     assert reviews_.flush() and reviews_.pending == [] and reviews_.ledger_message is None
-    con = duckdb.connect(str(ledger), read_only=True)
-    try:
-        assert con.execute("SELECT reviewer, dossier_id, entry_id, action FROM reviews").fetchall() == \
-            [("Dr Busy", "D1", "a-1", "validate")]
-    finally:
-        con.close()
+    assert _review_rows(ledger) == [("Dr Busy", "D1", "a-1", "validate")]
     # A lost ledger rebuilt from the files gets the decision back in its audit trail.
     from extractor.batch.rebuild import rebuild_ledger
 
     assert rebuild_ledger(tmp_path, ledger) == 1
+    assert _review_rows(ledger) == [("Dr Busy", "D1", "a-1", "validate")]
+
+
+def _review_rows(ledger: Path) -> list[tuple]:
+    """(reviewer, dossier, entry, action) of the ledger's audit trail."""
     con = duckdb.connect(str(ledger), read_only=True)
     try:
-        assert con.execute("SELECT reviewer, dossier_id, entry_id, action FROM reviews").fetchall() == \
-            [("Dr Busy", "D1", "a-1", "validate")]
+        return con.execute("SELECT reviewer, dossier_id, entry_id, action FROM reviews").fetchall()
     finally:
         con.close()

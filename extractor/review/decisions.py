@@ -239,6 +239,19 @@ def _validation_message(e: ValidationError) -> str:
 
 # ---------------------------------------------------------------- the reviewer's session
 
+
+def _require_reviewer(reviewer: str) -> None:
+    if not reviewer:
+        raise BadDecision("Indiquez votre nom de relecteur avant de décider.")
+
+
+def _load_version(key: str, folder: Path, etag: str) -> Synthesis:
+    """The dossier's synthesis, if its synthese.json is still the version `etag` the page was built from."""
+    current = load(key, folder)
+    if current.etag != etag:
+        raise StaleVersion()
+    return current.synthesis
+
 class Reviews:
     """Applies decisions for one review server: file writes, the audit trail, the undo stack."""
 
@@ -259,13 +272,9 @@ class Reviews:
 
     def decide(self, key: str, folder: Path, etag: str, d: Decision, reviewer: str) -> Applied:
         """Apply `d` to the dossier if its synthese.json is still version `etag`; raises StaleVersion, BadDecision."""
-        if not reviewer:
-            raise BadDecision("Indiquez votre nom de relecteur avant de décider.")
+        _require_reviewer(reviewer)
         with self._lock, dossier_lock(folder):
-            current = load(key, folder)
-            if current.etag != etag:
-                raise StaleVersion()
-            s = current.synthesis
+            s = _load_version(key, folder, etag)
             run_id = self.run_ids.get(s.dossier_id)
             probe = s.model_copy(deep=True)
             targets, entry_id = apply_decision(probe, d, reviewer, run_id)
@@ -279,16 +288,12 @@ class Reviews:
 
     def undo(self, key: str, folder: Path, etag: str, reviewer: str) -> Applied:
         """Undo the last decision taken on this dossier in this session, if what it wrote is still there."""
-        if not reviewer:
-            raise BadDecision("Indiquez votre nom de relecteur avant de décider.")
+        _require_reviewer(reviewer)
         item = next((u for u in reversed(self.undo_stack) if u["key"] == key), None)
         if item is None:
             raise BadDecision("Rien à annuler sur ce dossier.")
         with self._lock, dossier_lock(folder):
-            current = load(key, folder)
-            if current.etag != etag:
-                raise StaleVersion()
-            s = current.synthesis
+            s = _load_version(key, folder, etag)
             for t in item["targets"]:
                 if _get(s, t) != item["after"][_target_key(t)]:
                     raise BadDecision("Cette décision a été modifiée depuis (un run ou un autre relecteur) : "
