@@ -21,7 +21,6 @@ class Settings(BaseModel):
     min_text_chars: int = Field(20, ge=0)
     ocr_detect_orientation: bool = True
     ocr_deskew: bool = True
-    tesseract_threads: int = Field(1, ge=1)
     # Per-document limits (issue 5): wall clock scales with pages.
     doc_timeout_base: float = Field(60.0, gt=0)
     doc_timeout_per_page: float = Field(15.0, gt=0)

@@ -113,6 +113,17 @@ def test_orientation_is_found_from_the_ink_alone(turn):
     assert found.skew == pytest.approx(2.0, abs=0.3)
 
 
+@pytest.mark.parametrize("lines", [1, 2, 3, 5])
+@pytest.mark.parametrize("turn", [0, 90])
+def test_the_direction_of_a_short_note_is_found(lines, turn):
+    """A note of a few lines on a whole page (a certificate, a two-line prescription): its row
+    profile is barely sharper than its column profile; that comparison alone took a one-line note
+    here (and the two-line letter of test_page_image) for a page turned sideways."""
+    note = page_image(PARAGRAPH[:lines], size=(1240, 1754), font_size=24)
+    found = find_orientation(note.rotate(turn, expand=True))
+    assert found.direction == ("vertical" if turn else "horizontal")
+
+
 def test_orientation_of_a_blank_page_is_unknown():
     found = find_orientation(Image.new("L", (800, 1000), 255))
     assert found.direction == "unknown" and not found.sure and found.rotate == 0
@@ -157,7 +168,7 @@ def test_a_wrong_verdict_from_the_ink_does_not_cost_the_page(monkeypatch):
     to be read the other way round too. Forced here: the ink is made to say "upside down" for an upright page."""
     import extractor.documents.ocr as ocr
 
-    monkeypatch.setattr(ocr, "_up_down_score", lambda ink, skew: -1.0)
+    monkeypatch.setattr(ocr, "_up_down_score", lambda points, skew: -1.0)
     image = page_image()
     assert ocr.find_orientation(image).rotate == 180 and ocr.find_orientation(image).sure
     page = ocr_image(image, SETTINGS)
@@ -170,12 +181,13 @@ def test_a_wrong_verdict_from_the_ink_does_not_cost_the_page(monkeypatch):
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _read_with_the_command_line(self, image, dpi):
+def _read_with_the_command_line(self, image):
     """What the pipeline did before issue 15: the tesseract program on the same image, its TSV
-    parsed by pytesseract (which writes the image to a temp file: fine in a test)."""
+    parsed by pytesseract (which writes the image to a temp file: fine in a test). These test pages
+    carry no dpi, so neither reading is told one."""
     import pytesseract
 
-    config = "--psm 3" + (f" --dpi {dpi}" if dpi else "")
+    config = "--psm 3"
     return pytesseract.image_to_data(image, lang=SETTINGS.ocr_lang, config=config,
                                      output_type=pytesseract.Output.DICT)
 

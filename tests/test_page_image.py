@@ -64,18 +64,20 @@ def mean_diff(image: Image.Image, reference: np.ndarray) -> float:
     return float(np.abs(got[:h, :w] - reference[:h, :w]).mean())
 
 
-@pytest.mark.parametrize("scan_dpi", [150, 300])
-def test_a_scanned_page_is_its_embedded_image_at_the_asked_dpi(scan_dpi):
+@pytest.mark.parametrize("scan_dpi, read_dpi", [(150, 150), (200, 200), (300, 300), (100, 300), (600, 300)])
+def test_a_scanned_page_is_its_embedded_image_at_its_own_resolution(scan_dpi, read_dpi):
+    """Kept as scanned between MIN_SCAN_DPI (150) and the asked dpi (300); a coarser or finer scan is
+    brought to the asked dpi. Either way it is the page pdfium draws at that dpi."""
     scan = page_image()  # 1240 x 1754: A4 at 150 dpi
-    if scan_dpi == 300:
-        scan = scan.resize((2480, 3508))
+    if scan_dpi != 150:
+        scan = scan.resize((round(1240 * scan_dpi / 150), round(1754 * scan_dpi / 150)))
     pdf = pdfium.PdfDocument(image_pdf(scan))
     page = pdf[0]
     assert _embedded_scan(page, 300, None) is not None
     page.close()
     image = pdf_page_image(pdf, 0, 300)
-    reference = rendered(pdf, 300)
-    assert image.mode == "L" and image.info["dpi"] == (300, 300)
+    assert image.mode == "L" and abs(image.info["dpi"][0] - read_dpi) < 0.5
+    reference = rendered(pdf, image.info["dpi"][0])
     assert abs(image.width - reference.shape[1]) <= 1 and abs(image.height - reference.shape[0]) <= 1
     # Same page as pdfium draws it (interpolation aside), so word boxes mean the same thing.
     assert mean_diff(image, reference) < 4.0
@@ -113,3 +115,30 @@ def test_a_text_page_is_rendered(tmp_path):
     path = text_pdf(tmp_path / "lettre.pdf", [["Antécédents : HTA", "Traitement : Kardégic 75 mg"]])
     taken, image, reference = _not_taken(path.read_bytes())
     assert taken is None and mean_diff(image, reference) == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scan_dpi", [200, 300])
+def test_a_scan_read_at_its_own_resolution_gives_its_boxes_at_ocr_dpi(tmp_path, scan_dpi):
+    """A letter and its scan: the scan's words are read at the scan's dpi, and their boxes come out
+    where the letter's text layer puts the same words (both at ocr_dpi), within a few pixels."""
+    from extractor.config import Settings
+    from extractor.documents.reader import read_document
+
+    settings = Settings()
+    letter = text_pdf(tmp_path / "lettre.pdf", [["Antécédents : hypertension artérielle depuis 2015.",
+                                                 "Traitement : amlodipine 5 mg le matin."]])
+    source = pdfium.PdfDocument(str(letter))
+    picture = source[0].render(scale=scan_dpi / 72, grayscale=True).to_pil().convert("L")
+    source.close()
+    (tmp_path / "scan.pdf").write_bytes(image_pdf(picture))
+    layer = read_document(letter, tmp_path, settings).pages[0]
+    scan = read_document(tmp_path / "scan.pdf", tmp_path, settings).pages[0]
+    assert scan.source == "ocr" and layer.source == "text_layer"
+    for word in ("hypertension", "amlodipine"):
+        a = next(w.box for w in layer.words if w.text == word)
+        b = next(w.box for w in scan.words if w.text == word)
+        # Heights differ by nature (tesseract's box is the ink's, the text layer's the glyphs'):
+        # compare left edges, widths and vertical middles. A wrong scale moves them by a third.
+        assert abs(a.left - b.left) <= 6 and abs(a.width - b.width) <= 8, (word, a, b)
+        assert abs((a.top + a.height / 2) - (b.top + b.height / 2)) <= 10, (word, a, b)

@@ -354,7 +354,12 @@ def warm_up(settings: Settings | None = None) -> None:
     from extractor.clinical.mentions import extract_mentions
     from models.document import DocumentRecord, Page
 
+    import cv2
+
     settings = settings or Settings()
+    # One thread per worker, as for tesseract (OMP_THREAD_LIMIT): the pool gives the parallelism, and
+    # OpenCV's own threads (deskew, resize) would only take time from the other workers' cores.
+    cv2.setNumThreads(1)
     check_models(settings)
     tesseract(settings)
 

@@ -18,7 +18,7 @@ from extractor.config import Settings
 from extractor.errors import CouldNotRun, DocumentError
 from extractor.documents.ingest import sha256_file, sniff
 from extractor.documents.layout import mark_boilerplate
-from extractor.documents.ocr import ocr_image, open_image_frames, pdf_page_image
+from extractor.documents.ocr import ocr_image, open_image_frames, pdf_page_image, scale_boxes
 from extractor.documents.textlayer import count_printable
 from models.document import DocumentRecord, Page
 
@@ -129,8 +129,9 @@ def _read_pdf(record: DocumentRecord, path: Path, settings: Settings) -> None:
         to_ocr = [i for i, p in enumerate(pages) if p.source == "empty"]
         for i in to_ocr:
             image = pdf_page_image(pdf, i, settings.ocr_dpi, settings.max_image_pixels)
-            dpi = image.info["dpi"][0]
-            pages[i] = _better(pages[i], ocr_image(image, settings, number=i + 1, dpi=dpi))
+            # Read at the image's own resolution, boxes given at ocr_dpi like those of text layers.
+            page = scale_boxes(ocr_image(image, settings, number=i + 1), settings.ocr_dpi / image.info["dpi"][0])
+            pages[i] = _better(pages[i], page)
     finally:
         pdf.close()
     if not to_ocr:

@@ -1,8 +1,9 @@
 """Page images for the review page: the page a finding was read on, with the finding's boxes drawn.
 
 - A page read by OCR (a scan, an image file): the same page image the OCR read, made upright the same
-  way (`extractor.documents.ocr`: the embedded scan or the rendering at `ocr_dpi`, then the turn and
-  deskew the ink gives), so `sources[].boxes` (pixels of that upright image) fall on the words.
+  way (`extractor.documents.ocr`: the embedded scan at its own resolution or the rendering at
+  `ocr_dpi`, then the turn and deskew the ink gives), so `sources[].boxes` (pixels of that upright
+  image at `ocr_dpi`, scaled to the image's own dpi) fall on the words.
 - A page read from its text layer: pdfium renders it, and the boxes are those of the words of the
   source's span, from the same text-layer reading as the pipeline's (`read_pdf_pages`: pdfium's
   character boxes, or pdfplumber's where the pipeline used it), so offsets mean the same thing.
@@ -138,7 +139,9 @@ class PageImages:
             if not 1 <= page <= len(pdf):
                 raise PageUnavailable("page absente du document")
             if ocr:
-                return _upright(pdf_page_image(pdf, page - 1, s.ocr_dpi, s.max_image_pixels), s), 1.0, None
+                # Read at the scan's own resolution; its boxes were given at ocr_dpi.
+                image = pdf_page_image(pdf, page - 1, s.ocr_dpi, s.max_image_pixels)
+                return _upright(image, s), image.info["dpi"][0] / s.ocr_dpi, None
             words = read_pdf_pages(pdf, path, s)[page - 1].words
             rendered = pdf[page - 1].render(scale=TEXT_DPI / 72).to_pil().convert("RGB")
             return rendered, TEXT_DPI / s.ocr_dpi, words
