@@ -124,6 +124,25 @@ def test_the_direction_of_a_short_note_is_found(lines, turn):
     assert found.direction == ("vertical" if turn else "horizontal")
 
 
+def test_a_page_of_noise_is_read_once_as_it_is(monkeypatch):
+    """An unreadable fax (speckle over half the page, no text lines): no way up to look for, so no
+    OSD and no second reading, which cost ~2 s a page for nothing. A letter is still read."""
+    import numpy as np
+
+    import extractor.documents.ocr as ocr
+
+    rng = np.random.default_rng(7)
+    noise = Image.fromarray(np.where(rng.random((1754, 1240)) < 0.5, 0, 255).astype(np.uint8), "L")
+    assert find_orientation(noise).direction == "noise"
+    readings = []
+    real = ocr._PageReader.data
+    monkeypatch.setattr(ocr._PageReader, "data", lambda self, image: readings.append(1) or real(self, image))
+    monkeypatch.setattr(ocr._PageReader, "osd", lambda self, image: pytest.fail("OSD asked on noise"))
+    page = ocr_image(noise, SETTINGS)
+    assert len(readings) == 1 and page.rotation == 0
+    assert find_orientation(_letter_lines()).direction == "horizontal"
+
+
 def test_orientation_of_a_blank_page_is_unknown():
     found = find_orientation(Image.new("L", (800, 1000), 255))
     assert found.direction == "unknown" and not found.sure and found.rotate == 0
@@ -220,6 +239,26 @@ def test_the_api_reads_what_the_command_line_read(name, monkeypatch):
             assert abs(getattr(a.box, side) - getattr(b.box, side)) <= 2, (a, b)
         assert abs(a.conf - b.conf) <= 10, (a, b)
     assert abs(now.ocr_confidence - before.ocr_confidence) <= 0.03
+
+
+@pytest.mark.parametrize("turn, skew", [(0, 0.0), (0, 3.0), (180, -2.0), (90, 1.5)])
+def test_the_window_read_gives_the_boxes_of_the_whole_upright_page(turn, skew):
+    """Tesseract reads only the window around the ink (`upright_window`); the words' boxes are given
+    in the whole upright, deskewed page (what the review page draws on): the same as reading that
+    whole page, within 2 px."""
+    import extractor.documents.ocr as ocr
+
+    image = page_image().rotate(skew, fillcolor=255, resample=Image.Resampling.BICUBIC).rotate(turn, expand=True)
+    page = ocr_image(image, SETTINGS)
+    whole = ocr.deskew(ocr.rotate_upright(image, page.rotation), page.skew) if page.skew else \
+        ocr.rotate_upright(image, page.rotation)
+    window, _ = ocr.upright_window(image, page.rotation, page.skew)
+    assert window.width * window.height < 0.8 * whole.width * whole.height  # a window, not the page
+    reference = ocr.words_to_page(ocr.tesseract(SETTINGS).data(whole, 60), 1)
+    assert [w.text for w in page.words] == [w.text for w in reference.words] and len(page.words) > 20
+    for a, b in zip(page.words, reference.words):
+        for side in ("left", "top", "width", "height"):
+            assert abs(getattr(a.box, side) - getattr(b.box, side)) <= 2, (a, b)
 
 
 def test_one_api_object_per_process_and_no_state_carried_between_pages():

@@ -447,13 +447,17 @@ ANALYSIS_SHORT_SIDE = 1000  # the page is analysed on a copy whose short side ha
 # the right way up score >= +0.20 (3 under +0.27), pages upside down <= -0.38. A page under the margin
 # is read as the score says and checked the other way round if the reading is poor.
 UP_DOWN_MARGIN = 0.2
+# A page whose ink (Otsu) covers this share of it or more is noise, not text: it is read once as it
+# is, without the second opinions (OSD, the other way round: ~2 s) a poor reading otherwise gets.
+# Generated corpora (497 scans, 5 seeds): readable pages <= 0.061, unreadable fax noise 0.487-0.496.
+NOISE_INK_SHARE = 0.35
 
 
 @dataclass
 class Orientation:
     """How to put a page image upright: turn it by `rotate` degrees clockwise (OSD's convention),
     then by `skew` degrees back. `direction` is that of the text lines as found ("horizontal",
-    "vertical" or "unknown"); `sure` says whether the up/down verdict is clear enough to read the
+    "vertical", "unknown", or "noise": no text to go by, see NOISE_INK_SHARE); `sure` says whether the up/down verdict is clear enough to read the
     page once, without a second opinion."""
 
     rotate: int = 0
@@ -481,6 +485,9 @@ def find_orientation(image: Image.Image, detect: bool = True, deskew: bool = Tru
     the turn was right on every page, and sure on all but one.
     """
     ink = _ink(_small_copy(image, ANALYSIS_SHORT_SIDE))
+    share = float(np.count_nonzero(ink)) / max(ink.size, 1)
+    if share >= NOISE_INK_SHARE:
+        return Orientation(direction="noise", sure=False)
     if not _enough_ink(ink):
         return Orientation(direction="unknown", sure=False)
     points = _InkPoints.of(ink)
@@ -582,8 +589,7 @@ def _ink(small: Image.Image) -> np.ndarray:
 
 
 def _enough_ink(ink: np.ndarray) -> bool:
-    n = int(np.count_nonzero(ink))
-    return 200 <= n <= 0.5 * ink.size
+    return int(np.count_nonzero(ink)) >= 200
 
 
 def _rows(xs: np.ndarray, ys: np.ndarray, angle: float) -> np.ndarray:
@@ -671,6 +677,8 @@ def ocr_image(image: Image.Image, settings: Settings, number: int = 1) -> Page:
     detect = settings.ocr_detect_orientation
     with _timed("ocr_orientation"):
         found = find_orientation(gray, detect, settings.ocr_deskew)
+    if found.direction == "noise":
+        return _read(reader, gray, 0, 0.0, number)  # once, as it is: no way up to look for
     if detect and found.direction == "vertical" and not found.sure:
         return _read_sideways(reader, gray, found.skew, number)
     page = _read(reader, gray, found.rotate, found.skew, number)
@@ -737,19 +745,66 @@ def _read_sideways(reader: _PageReader, gray: Image.Image, skew: float, number: 
 
 
 def _read(reader: _PageReader, gray: Image.Image, rotate: int, skew: float, number: int) -> Page:
-    """Turn the page by `rotate` (clockwise), take out `skew`, read it. Skew is the same whichever
-    quarter turn the page gets: it is the angle of the lines to the nearest axis."""
+    """Turn the page by `rotate` (clockwise), take out `skew`, cut it to its ink, read it. Skew is
+    the same whichever quarter turn the page gets: it is the angle of the lines to the nearest axis.
+    Word boxes are given in the whole upright page (the window's origin added back)."""
     with _timed("ocr_deskew"):
-        gray = rotate_upright(gray, rotate)
-        if abs(skew) >= DESKEW_MIN_ANGLE:
-            gray = deskew(gray, skew)
-        else:
+        if abs(skew) < DESKEW_MIN_ANGLE:
             skew = 0.0
+        window, (left, top) = upright_window(gray, rotate, skew)
     with _timed("ocr_recognition"):
-        page = words_to_page(reader.data(gray), number)
+        page = words_to_page(reader.data(window), number)
+    for w in page.words:
+        w.box = Box(left=w.box.left + left, top=w.box.top + top, width=w.box.width, height=w.box.height)
     page.rotation = rotate
     page.skew = skew
     return page
+
+
+CROP_MARGIN = 0.01  # around the ink, as a share of the page's long side
+
+
+def upright_window(gray: Image.Image, rotate: int, skew: float) -> tuple[Image.Image, tuple[int, int]]:
+    """The page turned by `rotate` (clockwise) and deskewed by `skew` (see `deskew`), cut to the box
+    of its ink plus a margin: (that window, its (left, top) in the whole upright page).
+
+    The window is what the whole page's deskew gives at those pixels (one warp, of the window only),
+    and tesseract has less to go over: on 30 generated scans, 13 % fewer pixels, 2.6 % less reading
+    time, same text. A page with no ink is returned whole."""
+    gray = rotate_upright(gray, rotate)
+    w, h = gray.size
+    box = _ink_box(gray)
+    if box is None:
+        return (deskew(gray, skew) if skew else gray), (0, 0)
+    x0, y0, x1, y1 = box
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -skew, 1.0)
+    if skew:  # the box's corners where the deskew takes them
+        corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x0, y1, 1.0], [x1, y1, 1.0]]) @ m.T
+        x0, y0 = corners.min(axis=0)
+        x1, y1 = corners.max(axis=0)
+    margin = round(CROP_MARGIN * max(w, h))
+    left, top = max(0, math.floor(x0) - margin), max(0, math.floor(y0) - margin)
+    right, bottom = min(w, math.ceil(x1) + margin), min(h, math.ceil(y1) + margin)
+    if not skew:
+        return gray.crop((left, top, right, bottom)), (left, top)
+    m[0, 2] -= left
+    m[1, 2] -= top
+    out = cv2.warpAffine(np.asarray(gray, dtype=np.uint8), m, (right - left, bottom - top), flags=cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    return Image.fromarray(out, "L"), (left, top)
+
+
+def _ink_box(gray: Image.Image, factor: int = 4) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the ink (Otsu, on a copy `factor` times smaller: ~3 ms for A4 at
+    300 dpi), in pixels of `gray`; None when there is none."""
+    small = gray.reduce(factor) if min(gray.size) >= 8 * factor else gray
+    k = gray.width / small.width
+    ink = _ink(small)
+    if not ink.any():
+        return None
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return (int(cols[0] * k), int(rows[0] * k), min(gray.width, math.ceil((cols[-1] + 1) * k)),
+            min(gray.height, math.ceil((rows[-1] + 1) * k)))
 
 
 # ---------------------------------------------------------------- time split
