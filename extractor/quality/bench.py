@@ -7,12 +7,15 @@ What is measured, on a copy of the corpus in a temporary folder:
 (b) the bare engines on the same pages: pypdfium2 text extraction and pdfplumber `extract_text`
     on the text PDFs. Scans (issue 15), measured document by document in this process, the three
     one after the other so that they share the machine's load of the moment (a busy machine drifts
-    by tens of percent within minutes): the pipeline (`process_document`, warmed up as a worker is,
-    one tesseract API object), then `tesseract IMG stdout -l fra` (the command line as users call
-    it, one thread, OMP_THREAD_LIMIT=1) on an uncompressed 8-bit grey image of each page, the one
-    the pipeline starts from (a PDF page's embedded scan or its rendering at the same dpi, an image
-    file's frame), then a bare tesserocr loop on the same images held in memory (one API object,
-    SetImageBytes + GetUTF8Text: the floor of reading through the API). Ratios pipeline/bare; the
+    by tens of percent within minutes), in an order that turns with each document (which runs first
+    on a document, or after which, changes its speed: the same readings measured apart ran at the
+    same speed, where in a fixed order the pipeline's came out 6-18 % slower): the pipeline
+    (`process_document`, warmed up as a worker is, one tesseract API object), `tesseract IMG stdout
+    -l fra` (the command line as users call it, one thread, OMP_THREAD_LIMIT=1) on an uncompressed
+    8-bit grey image of each page, the one the pipeline starts from (a PDF page's embedded scan at
+    its own resolution or its rendering at `ocr_dpi`, an image file's frame), and a bare tesserocr
+    loop on the same images held in memory (one API object, SetImageBytes + GetUTF8Text: the floor
+    of reading through the API). Ratios pipeline/bare; the
     OCR character error rate of each against the gold page text (whitespace collapsed on both
     sides); the pipeline's time per scanned page split into image extraction, orientation (ink
     analysis, OSD), deskew, recognition, NLP and the rest (opening the PDF, text layer, layout);
@@ -243,9 +246,23 @@ def _measure_scans(scan_docs, gold, settings: Settings, root: Path, tmp: Path, s
     out = {"pages": 0, "pipeline_s": 0.0, "tesseract_s": 0.0, "tesserocr_s": 0.0,
            "pairs_pipe": [], "pairs_tess": [], "pairs_api": [], "split": {}}
     split = out["split"]
-    for dossier_id, path, _ in scan_docs:
-        result = process_document(path, root / dossier_id, settings)
+    for n, (dossier_id, path, _) in enumerate(scan_docs):  # documents the full run read
+        images = _scan_images(path, settings.ocr_dpi, img_dir)
+        # The three readings of a document run one after the other, in an order that turns with each
+        # document: whichever runs first (after the previous document's) or after another runs at
+        # another speed, so no side keeps the same place.
+        runs = {}
+        for side in ("pipeline", "tesseract", "tesserocr")[n % 3:] + ("pipeline", "tesseract", "tesserocr")[:n % 3]:
+            if side == "pipeline":
+                runs[side] = process_document(path, root / dossier_id, settings)
+            elif side == "tesseract":
+                runs[side] = _bare_tesseract(images, settings.ocr_lang)
+            else:
+                runs[side] = _bare_tesserocr(images, settings)
+        result = runs["pipeline"]
         if result.record.error:
+            for img in images:
+                img.unlink()
             continue
         st = result.stage_seconds
         out["pipeline_s"] += st["read"] + st["nlp"]
@@ -254,9 +271,8 @@ def _measure_scans(scan_docs, gold, settings: Settings, root: Path, tmp: Path, s
         ocr["other"] = st["read"] - sum(st.get(stage, 0.0) for stage in OCR_STAGES)
         for k, v in ocr.items():
             split[k] = split.get(k, 0.0) + v
-        images = _scan_images(path, settings.ocr_dpi, img_dir)
-        tess_texts, tess_s = _bare_tesseract(images, settings.ocr_lang)
-        api_texts, api_s = _bare_tesserocr(images, settings)
+        tess_texts, tess_s = runs["tesseract"]
+        api_texts, api_s = runs["tesserocr"]
         out["tesseract_s"] += tess_s
         out["tesserocr_s"] += api_s
         out["pages"] += len(images)
