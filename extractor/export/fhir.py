@@ -82,6 +82,14 @@ def _coding(system: str, code: str, display: str | None = None) -> dict:
     return c
 
 
+def _text_concept(text: str, system: str, code: str | None) -> dict:
+    """A CodeableConcept that is the text as written, with its code when the entry has one."""
+    concept = {"text": text}
+    if code:
+        concept["coding"] = [_coding(system, code, text)]
+    return concept
+
+
 def _concept(system: str, code: str, display: str) -> dict:
     return {"coding": [_coding(system, code, display)], "text": display}
 
@@ -264,9 +272,7 @@ class _Builder:
 
     # --- clinical resources ------------------------------------------------------------------------
     def condition(self, h: HistoryEntry) -> str:
-        code = {"text": h.label}
-        if h.code:
-            code["coding"] = [_coding(self.p.cim10, h.code, h.label)]
+        code = _text_concept(h.label, self.p.cim10, h.code)
         ver = verification(h, self.s)
         res = {
             "resourceType": "Condition",
@@ -288,9 +294,7 @@ class _Builder:
         return self.add_entry(h, h.label, res)
 
     def family(self, h: HistoryEntry) -> str:
-        cond = {"code": {"text": h.label}}
-        if h.code:
-            cond["code"]["coding"] = [_coding(self.p.cim10, h.code, h.label)]
+        cond = {"code": _text_concept(h.label, self.p.cim10, h.code)}
         relationship = _concept(T.ROLE_CODE, *T.FAMILY_MEMBER)
         if h.relative:
             # The relative as written ("grand-père"): kept as the relationship's text, the code staying generic.
@@ -310,9 +314,7 @@ class _Builder:
         return self.add_entry(h, h.label, res)
 
     def allergy(self, a: AllergyEntry) -> str:
-        code = {"text": a.substance}
-        if a.code:
-            code["coding"] = [_coding(self.p.atc, a.code, a.substance)]
+        code = _text_concept(a.substance, self.p.atc, a.code)
         ver = verification(a, self.s)
         # A refuted (de-labelled) allergy keeps a clinical status, as ait-1 asks: inactive.
         clinical = "inactive" if ver == "refuted" else "active"
