@@ -16,32 +16,39 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers_docs import page_image, text_pdf  # noqa: E402
 
 from extractor.documents.ocr import _embedded_scan, pdf_page_image  # noqa: E402
+from extractor.documents.pdfimages import plain_image_pages  # noqa: E402
 
 A4 = (595.28, 841.89)
 
 
-def image_pdf(image: Image.Image, *, place=(0.0, 0.0) + A4, rotate: int = 0, smask: Image.Image | None = None) -> bytes:
+def image_pdf(image: Image.Image, *, place=(0.0, 0.0) + A4, rotate: int = 0, smask: Image.Image | None = None,
+              image_keys: bytes = b"", state: bytes | None = None, extra: tuple[bytes, ...] = ()) -> bytes:
     """A one-page PDF whose content is `image` (JPEG, as scanners write it) drawn at
-    place = (x, y, width, height) on an A4 page; optionally a /Rotate and a soft mask."""
+    place = (x, y, width, height) on an A4 page; optionally a /Rotate, a soft mask, more keys in the
+    image's dictionary (`image_keys`), a graphics state dictionary (`state`) set before drawing, and
+    more objects (`extra`, numbered from 6, or 7 after a soft mask)."""
     jpeg = io.BytesIO()
     image.convert("L").save(jpeg, "JPEG", quality=85)
     x, y, w, h = place
-    content = f"q {w} 0 0 {h} {x} {y} cm /Im0 Do Q".encode()
+    content = f"q {'/G0 gs ' if state else ''}{w} 0 0 {h} {x} {y} cm /Im0 Do Q".encode()
+    states = b" /ExtGState << /G0 %s >>" % state if state else b""
+    keys = image_keys + (b" /SMask 6 0 R" if smask else b"")
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f] /Rotate %d "
-        b"/Resources << /XObject << /Im0 5 0 R >> >> /Contents 4 0 R >>" % (A4[0], A4[1], rotate),
+        b"/Resources << /XObject << /Im0 5 0 R >>%s >> /Contents 4 0 R >>" % (A4[0], A4[1], rotate, states),
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
         b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Filter /DCTDecode%s /Length %d >>\nstream\n" % (image.width, image.height, b" /SMask 6 0 R" if smask else b"",
-                                                            len(jpeg.getvalue())) + jpeg.getvalue() + b"\nendstream",
+        b"/Filter /DCTDecode %s /Length %d >>\nstream\n" % (image.width, image.height, keys, len(jpeg.getvalue()))
+        + jpeg.getvalue() + b"\nendstream",
     ]
     if smask is not None:
         raw = smask.convert("L").tobytes()
         objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
                        b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (smask.width, smask.height, len(raw))
                        + raw + b"\nendstream")
+    objects += extra
     out = b"%PDF-1.7\n"
     offsets = []
     for n, body in enumerate(objects, 1):
@@ -71,11 +78,13 @@ def test_a_scanned_page_is_its_embedded_image_at_its_own_resolution(scan_dpi, re
     scan = page_image()  # 1240 x 1754: A4 at 150 dpi
     if scan_dpi != 150:
         scan = scan.resize((round(1240 * scan_dpi / 150), round(1754 * scan_dpi / 150)))
-    pdf = pdfium.PdfDocument(image_pdf(scan))
+    data = image_pdf(scan)
+    assert plain_image_pages(data, 1) == {0}
+    pdf = pdfium.PdfDocument(data)
     page = pdf[0]
     assert _embedded_scan(page, 300, None) is not None
     page.close()
-    image = pdf_page_image(pdf, 0, 300)
+    image = pdf_page_image(pdf, 0, 300, plain={0})
     assert image.mode == "L" and abs(image.info["dpi"][0] - read_dpi) < 0.5
     reference = rendered(pdf, image.info["dpi"][0])
     assert abs(image.width - reference.shape[1]) <= 1 and abs(image.height - reference.shape[0]) <= 1
@@ -84,31 +93,72 @@ def test_a_scanned_page_is_its_embedded_image_at_its_own_resolution(scan_dpi, re
 
 
 def _not_taken(data: bytes):
+    """(whether the embedded image would be taken, the page image, pdfium's rendering at 300 dpi)."""
     pdf = pdfium.PdfDocument(data)
+    plain = plain_image_pages(data, len(pdf))
     page = pdf[0]
-    taken = _embedded_scan(page, 300, None)
+    taken = _embedded_scan(page, 300, None) if 0 in plain else None
     page.close()
-    image = pdf_page_image(pdf, 0, 300)
+    image = pdf_page_image(pdf, 0, 300, plain=plain)
     return taken, image, rendered(pdf, 300)
 
 
-@pytest.mark.parametrize("case", ["rotated_page", "half_page_image", "soft_mask"])
+def _hiding_mask(size, box) -> Image.Image:
+    mask = Image.new("L", size, 255)
+    mask.paste(0, box)
+    return mask
+
+
+@pytest.mark.parametrize("case", ["rotated_page", "half_page_image", "soft_mask", "soft_mask_two_lines",
+                                  "colour_key_mask", "stencil_mask", "state_soft_mask", "state_alpha",
+                                  "state_blend"])
 def test_anything_else_is_rendered(case):
+    """A page that does not draw its one image as it is: rendered, never the image as decoded."""
     scan = page_image()
     if case == "rotated_page":
         data = image_pdf(scan, rotate=90)
     elif case == "half_page_image":
         data = image_pdf(scan, place=(0.0, 0.0, A4[0] / 2, A4[1] / 2))
+    elif case == "soft_mask":  # hides the left half
+        data = image_pdf(scan, smask=_hiding_mask(scan.size, (0, 0, scan.width // 2, scan.height)))
+    elif case == "soft_mask_two_lines":  # hides two lines of text only (what the dictionary says, not the pixels)
+        data = image_pdf(scan, smask=_hiding_mask(scan.size, (0, 200, scan.width, 305)))
+    elif case == "colour_key_mask":  # the darkest greys (the ink) are not painted
+        data = image_pdf(scan, image_keys=b"/Mask [0 128]")
+    elif case == "stencil_mask":  # a 1-bit mask whose set bits (rows 90-170) are not painted
+        row = (scan.width + 7) // 8
+        bits = bytes(row * 90) + b"\xff" * (row * 80) + bytes(row * (scan.height - 170))
+        data = image_pdf(scan, image_keys=b"/Mask 6 0 R", extra=(
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ImageMask true /BitsPerComponent 1 "
+            b"/Length %d >>\nstream\n" % (scan.width, scan.height, len(bits)) + bits + b"\nendstream",))
+    elif case == "state_soft_mask":
+        data = image_pdf(scan, state=b"<< /SMask << /Type /Mask /S /Luminosity /G 5 0 R >> >>")
+    elif case == "state_alpha":
+        data = image_pdf(scan, state=b"<< /ca 0.3 >>")
     else:
-        # A soft mask hides the left half: what the placement checks cannot see, the thumbnail check does.
-        mask = Image.new("L", scan.size, 255)
-        mask.paste(0, (0, 0, scan.width // 2, scan.height))
-        data = image_pdf(scan, smask=mask)
+        data = image_pdf(scan, state=b"<< /BM /Multiply >>")
     taken, image, reference = _not_taken(data)
     assert taken is None
     assert image.size == (reference.shape[1], reference.shape[0]) and mean_diff(image, reference) == 0.0
     if case == "soft_mask":
         assert float(np.asarray(image)[:, : image.width // 2 - 5].min()) == 255.0  # the hidden half is white
+    if case == "soft_mask_two_lines":  # lines 2 and 3 are white on the page image, lines 1 and 4 are not
+        pixels = np.asarray(image)
+        assert float(pixels[410:600].min()) == 255.0
+        assert float(pixels[300:390].min()) < 128 and float(pixels[620:710].min()) < 128
+
+
+def test_plain_states_and_unreadable_dictionaries():
+    """An opaque, normal graphics state keeps the image; dictionaries pdfminer cannot read, or a page
+    count that differs from pdfium's, vouch for no page."""
+    scan = page_image()
+    assert plain_image_pages(image_pdf(scan, state=b"<< /ca 1 /BM /Normal /SMask /None >>"), 1) == {0}
+    assert plain_image_pages(image_pdf(scan), 2) == frozenset()
+    assert plain_image_pages(b"%PDF-1.7\n garbage", 1) == frozenset()
+    data = image_pdf(scan)
+    pdf = pdfium.PdfDocument(data)
+    image = pdf_page_image(pdf, 0, 300)  # nobody vouched for the page: rendered
+    assert image.info["dpi"] == (300, 300) and mean_diff(image, rendered(pdf, 300)) == 0.0
 
 
 def test_a_text_page_is_rendered(tmp_path):

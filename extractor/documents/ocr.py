@@ -9,7 +9,8 @@ asked, and the better reading kept. The result is a `Page` whose text is built f
 words, each word with its offsets in that text and its box in the upright image.
 
 A scanned PDF page is usually one image covering the page: that image is decoded at its own
-resolution instead of rendering the page (`pdf_page_image`).
+resolution instead of rendering the page (`pdf_page_image`), when the PDF's dictionaries say the
+page draws it as it is (`pdfimages.plain_image_pages`).
 
 Tesseract (issue 15): read through its C API (tesserocr), not its command line. Each process keeps
 one API object with the model loaded (a worker makes it at warm-up; any other process on first use,
@@ -36,7 +37,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,7 +72,8 @@ DIRECTION_MAX_POINTS = 40_000  # rows against columns is a coarse question: fewe
 
 # ---------------------------------------------------------------- images in
 
-def pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None = None) -> Image.Image:
+def pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None = None,
+                   plain: Collection[int] = frozenset()) -> Image.Image:
     """Page `index` (0-based) of an open pypdfium2 document as a grayscale image to OCR.
 
     A scanned page is usually one image covering the page and nothing else: that image is decoded
@@ -79,20 +81,22 @@ def pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None = None) -> 
     resolution when that lies between `MIN_SCAN_DPI` and `dpi`: tesseract reads a 200 dpi scan as
     scanned better and faster than the same scan blown up to 300 dpi (generated scans: CER 0.058 vs
     0.072, 26 % less time), and bilinear upscaling cost 70 ms a page. A scan finer than `dpi`, or
-    coarser than MIN_SCAN_DPI, is resized to `dpi`. Any other page is rendered by pdfium at `dpi`.
+    coarser than MIN_SCAN_DPI, is resized to `dpi`. The image is taken only on pages the PDF's
+    dictionaries vouch for (`plain`, from `pdfimages.plain_image_pages`: no mask, no blending);
+    any other page is rendered by pdfium at `dpi`.
 
     When the page at `dpi` would exceed `max_pixels`, the dpi is lowered to fit (down to 100);
     below that the page raises DocumentError("too_large"). The image's info["dpi"] holds its
     resolution: word boxes read on it are scaled to `dpi` by the caller (see `scale_boxes`).
     """
     with _timed("ocr_image"):
-        return _pdf_page_image(pdf, index, dpi, max_pixels)
+        return _pdf_page_image(pdf, index, dpi, max_pixels, index in plain)
 
 
 MIN_SCAN_DPI = 150  # a scan coarser than this is brought up to the asked dpi before reading
 
 
-def _pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None) -> Image.Image:
+def _pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None, plain: bool) -> Image.Image:
     import pypdfium2 as pdfium
 
     page = pdf[index]
@@ -102,7 +106,7 @@ def _pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None) -> Image.
             dpi = int(72 * math.sqrt(max_pixels / (width * height)))
             if dpi < 100:
                 raise DocumentError("too_large", f"page {index + 1} is too large to rasterise")
-        found = _embedded_scan(page, dpi, max_pixels)
+        found = _embedded_scan(page, dpi, max_pixels) if plain else None
         if found is not None:
             image, dpi = found
         else:
@@ -119,18 +123,14 @@ def _pdf_page_image(pdf, index: int, dpi: int, max_pixels: int | None) -> Image.
 # Colour spaces pdfium decodes to grey or BGR itself (FPDF_COLORSPACE_*): gray, RGB, CMYK, CalGray,
 # CalRGB, ICC-based, indexed. An image mask (a stencil, "unknown") paints with the fill colour.
 _DECODABLE_COLORSPACES = {1, 2, 3, 4, 5, 7, 10}
-# The decoded image must look like the page pdfium renders, compared on a ~50 px wide thumbnail:
-# the grey-level difference over the ink of both. Catches what the checks above cannot see (a soft
-# mask or a colour-key mask hiding much of the image) but not a mask hiding a few lines. Measured on
-# 248 generated scans (noise, JPEG): <= 0.18; a soft mask hiding half a letter: 0.42.
-_THUMBNAIL_SCALE = 0.08
-_THUMBNAIL_MAX_DIFF = 0.3
 
 
 def _embedded_scan(page, dpi: int, max_pixels: int | None) -> tuple[Image.Image, float] | None:
     """(the page's one image, its dpi) when the page is nothing else and the image covers it upright;
     None otherwise (the caller renders the page). The image keeps its own resolution when that lies
-    between MIN_SCAN_DPI and `dpi` (the same across and down), and is resized to `dpi` otherwise."""
+    between MIN_SCAN_DPI and `dpi` (the same across and down), and is resized to `dpi` otherwise.
+    Masks and blending are not seen here: the caller asks only for pages whose dictionaries say
+    there are none (`pdfimages.plain_image_pages`)."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -154,13 +154,7 @@ def _embedded_scan(page, dpi: int, max_pixels: int | None) -> tuple[Image.Image,
         if picture.get_metadata().colorspace not in _DECODABLE_COLORSPACES:
             return None
         image = picture.get_bitmap(render=False).to_pil().convert("L")
-        thumbnail = page.render(scale=_THUMBNAIL_SCALE, grayscale=True).to_pil().convert("L")
     except (pdfium.PdfiumError, ValueError):
-        return None
-    ours = np.asarray(image.resize(thumbnail.size, Image.Resampling.BOX), dtype=np.float32)
-    theirs = np.asarray(thumbnail, dtype=np.float32)
-    ink = float((255.0 - ours).sum() + (255.0 - theirs).sum())
-    if float(np.abs(ours - theirs).sum()) > _THUMBNAIL_MAX_DIFF * max(ink, 1.0):
         return None
     across, down = image.width * 72 / (right - left), image.height * 72 / (top - bottom)
     if 0.995 * MIN_SCAN_DPI <= across <= 1.005 * dpi and abs(across - down) <= 0.005 * across:

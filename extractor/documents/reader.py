@@ -19,6 +19,7 @@ from extractor.errors import CouldNotRun, DocumentError
 from extractor.documents.ingest import sha256_file, sniff
 from extractor.documents.layout import mark_boilerplate
 from extractor.documents.ocr import ocr_image, open_image_frames, pdf_page_image, scale_boxes
+from extractor.documents.pdfimages import plain_image_pages
 from extractor.documents.textlayer import count_printable
 from models.document import DocumentRecord, Page
 
@@ -127,8 +128,9 @@ def _read_pdf(record: DocumentRecord, path: Path, settings: Settings) -> None:
         pages = textlayer.read_pdf_pages(pdf, path, settings)
         record.pages = pages
         to_ocr = [i for i, p in enumerate(pages) if p.source == "empty"]
+        plain = plain_image_pages(path, len(pdf)) if to_ocr else frozenset()
         for i in to_ocr:
-            image = pdf_page_image(pdf, i, settings.ocr_dpi, settings.max_image_pixels)
+            image = pdf_page_image(pdf, i, settings.ocr_dpi, settings.max_image_pixels, plain)
             # Read at the image's own resolution, boxes given at ocr_dpi like those of text layers.
             page = scale_boxes(ocr_image(image, settings, number=i + 1), settings.ocr_dpi / image.info["dpi"][0])
             pages[i] = _better(pages[i], page)

@@ -144,14 +144,16 @@ def _scan_images(path: Path, dpi: int, folder: Path) -> list[Path]:
 
     from extractor.documents.ingest import sniff
     from extractor.documents.ocr import pdf_page_image
+    from extractor.documents.pdfimages import plain_image_pages
 
     out = []
     if sniff(path) == "pdf":
         import pypdfium2 as pdfium
 
         pdf = pdfium.PdfDocument(str(path))
+        plain = plain_image_pages(path, len(pdf))
         for i in range(len(pdf)):
-            img = pdf_page_image(pdf, i, dpi)
+            img = pdf_page_image(pdf, i, dpi, plain=plain)
             target = folder / f"{path.stem}-{i + 1}.pgm"
             img.save(target)
             out.append(target)

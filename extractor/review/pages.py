@@ -123,6 +123,7 @@ class PageImages:
 
     def _read(self, path: Path, doc: DocumentInfo, page: int, ocr: bool):
         from extractor.documents.ocr import open_image_frames, pdf_page_image, to_grayscale
+        from extractor.documents.pdfimages import plain_image_pages
 
         s = self.settings
         if doc.kind == "image":
@@ -140,7 +141,7 @@ class PageImages:
                 raise PageUnavailable("page absente du document")
             if ocr:
                 # Read at the scan's own resolution; its boxes were given at ocr_dpi.
-                image = pdf_page_image(pdf, page - 1, s.ocr_dpi, s.max_image_pixels)
+                image = pdf_page_image(pdf, page - 1, s.ocr_dpi, s.max_image_pixels, plain_image_pages(path, len(pdf)))
                 return _upright(image, s), image.info["dpi"][0] / s.ocr_dpi, None
             words = read_pdf_pages(pdf, path, s)[page - 1].words
             rendered = pdf[page - 1].render(scale=TEXT_DPI / 72).to_pil().convert("RGB")
