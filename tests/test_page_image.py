@@ -22,16 +22,18 @@ A4 = (595.28, 841.89)
 
 
 def image_pdf(image: Image.Image, *, place=(0.0, 0.0) + A4, rotate: int = 0, smask: Image.Image | None = None,
-              image_keys: bytes = b"", state: bytes | None = None, extra: tuple[bytes, ...] = ()) -> bytes:
+              image_keys: bytes = b"", state: bytes | None = None, extra: tuple[bytes, ...] = (),
+              space: bytes = b"/DeviceGray", resources: bytes = b"") -> bytes:
     """A one-page PDF whose content is `image` (JPEG, as scanners write it) drawn at
     place = (x, y, width, height) on an A4 page; optionally a /Rotate, a soft mask, more keys in the
     image's dictionary (`image_keys`), a graphics state dictionary (`state`) set before drawing, and
-    more objects (`extra`, numbered from 6, or 7 after a soft mask)."""
+    more objects (`extra`, numbered from 6, or 7 after a soft mask), the image's colour space and
+    more page resources."""
     jpeg = io.BytesIO()
     image.convert("L").save(jpeg, "JPEG", quality=85)
     x, y, w, h = place
     content = f"q {'/G0 gs ' if state else ''}{w} 0 0 {h} {x} {y} cm /Im0 Do Q".encode()
-    states = b" /ExtGState << /G0 %s >>" % state if state else b""
+    states = (b" /ExtGState << /G0 %s >>" % state if state else b"") + resources
     keys = image_keys + (b" /SMask 6 0 R" if smask else b"")
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -39,8 +41,8 @@ def image_pdf(image: Image.Image, *, place=(0.0, 0.0) + A4, rotate: int = 0, sma
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f] /Rotate %d "
         b"/Resources << /XObject << /Im0 5 0 R >>%s >> /Contents 4 0 R >>" % (A4[0], A4[1], rotate, states),
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Filter /DCTDecode %s /Length %d >>\nstream\n" % (image.width, image.height, keys, len(jpeg.getvalue()))
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace %s /BitsPerComponent 8 "
+        b"/Filter /DCTDecode %s /Length %d >>\nstream\n" % (image.width, image.height, space, keys, len(jpeg.getvalue()))
         + jpeg.getvalue() + b"\nendstream",
     ]
     if smask is not None:
@@ -111,7 +113,7 @@ def _hiding_mask(size, box) -> Image.Image:
 
 @pytest.mark.parametrize("case", ["rotated_page", "half_page_image", "soft_mask", "soft_mask_two_lines",
                                   "colour_key_mask", "stencil_mask", "state_soft_mask", "state_alpha",
-                                  "state_blend"])
+                                  "state_blend", "spot_colour"])
 def test_anything_else_is_rendered(case):
     """A page that does not draw its one image as it is: rendered, never the image as decoded."""
     scan = page_image()
@@ -135,8 +137,11 @@ def test_anything_else_is_rendered(case):
         data = image_pdf(scan, state=b"<< /SMask << /Type /Mask /S /Luminosity /G 5 0 R >> >>")
     elif case == "state_alpha":
         data = image_pdf(scan, state=b"<< /ca 0.3 >>")
-    else:
+    elif case == "state_blend":
         data = image_pdf(scan, state=b"<< /BM /Multiply >>")
+    else:  # a separation (spot colour): not among the spaces vouched for
+        data = image_pdf(scan, space=b"[/Separation /Noir /DeviceGray << /FunctionType 2 /Domain [0 1] "
+                                     b"/C0 [1] /C1 [0] /N 1 >>]")
     taken, image, reference = _not_taken(data)
     assert taken is None
     assert image.size == (reference.shape[1], reference.shape[0]) and mean_diff(image, reference) == 0.0
@@ -148,11 +153,17 @@ def test_anything_else_is_rendered(case):
         assert float(pixels[300:390].min()) < 128 and float(pixels[620:710].min()) < 128
 
 
-def test_plain_states_and_unreadable_dictionaries():
-    """An opaque, normal graphics state keeps the image; dictionaries pdfminer cannot read, or a page
-    count that differs from pdfium's, vouch for no page."""
+def test_plain_states_spaces_and_unreadable_dictionaries():
+    """An opaque, normal graphics state and a calibrated grey space (named in the resources or not)
+    keep the image, a Lab space does not; dictionaries pdfminer cannot read, or a page count that
+    differs from pdfium's, vouch for no page."""
     scan = page_image()
     assert plain_image_pages(image_pdf(scan, state=b"<< /ca 1 /BM /Normal /SMask /None >>"), 1) == {0}
+    calibrated = b"[/CalGray << /WhitePoint [0.9505 1 1.089] >>]"
+    assert plain_image_pages(image_pdf(scan, space=calibrated), 1) == {0}
+    assert plain_image_pages(image_pdf(scan, space=b"/CS0", resources=b" /ColorSpace << /CS0 %s >>" % calibrated), 1) == {0}
+    assert plain_image_pages(image_pdf(scan, space=b"/CS0", resources=b" /ColorSpace << /CS0 [/Lab << /WhitePoint "
+                                                                       b"[0.9505 1 1.089] >>] >>"), 1) == frozenset()
     assert plain_image_pages(image_pdf(scan), 2) == frozenset()
     assert plain_image_pages(b"%PDF-1.7\n garbage", 1) == frozenset()
     data = image_pdf(scan)

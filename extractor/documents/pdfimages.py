@@ -22,12 +22,14 @@ log = logging.getLogger(__name__)
 
 _MASK_KEYS = ("SMask", "Mask", "ImageMask")
 _PLAIN_BLEND_MODES = {"Normal", "Compatible"}
+_DECODABLE_SPACES = {"DeviceGray", "DeviceRGB", "DeviceCMYK", "CalGray", "CalRGB", "ICCBased", "Indexed",
+                     "G", "RGB", "CMYK", "I"}  # the last four: abbreviations
 
 
 def plain_image_pages(source: Path | bytes, page_count: int) -> frozenset[int]:
     """The 0-based pages of the PDF `source` whose images are all drawn as they are: every XObject of
-    the page's resources is an image with no mask, and no graphics state of the page masks, blends or
-    fades. `page_count` is the number of pages pdfium found: when pdfminer counts otherwise (a broken
+    the page's resources is an image with no mask, in a colour space pdfium decodes to grey or colour
+    values, and no graphics state of the page masks, blends or fades. `page_count` is the number of pages pdfium found: when pdfminer counts otherwise (a broken
     page tree each reads its own way), no page is vouched for. Anything pdfminer cannot parse (damaged,
     encrypted with a password) vouches for no page either: those pages are rendered, never guessed."""
     import io
@@ -60,6 +62,8 @@ def _draws_images_plainly(resources) -> bool:
             return False  # a form: pdfium would not have found a single image anyway
         if any(resolve1(obj.attrs.get(key)) not in (None, False) for key in _MASK_KEYS):
             return False
+        if not _decodable(obj.attrs.get("ColorSpace"), resources):
+            return False
     states = resolve1(resources.get("ExtGState")) or {}
     if not isinstance(states, dict):
         return False
@@ -76,6 +80,22 @@ def _draws_images_plainly(resources) -> bool:
         if resolve1(state.get("ca")) not in (None, 1, 1.0):  # images are painted with the fill alpha
             return False
     return True
+
+
+def _decodable(space, resources) -> bool:
+    """Whether pdfium's bitmap call gives the pixels of an image in colour space `space` as grey or
+    colour values (as pdfium's own FPDF_COLORSPACE_* metadata would say, without asking pdfium to
+    load the image for it): the device spaces, CIE-based grey and RGB, ICC-based, indexed. Not Lab,
+    separations (spot colours), DeviceN or a missing space (JPX images carry theirs inside)."""
+    from pdfminer.pdftypes import resolve1
+
+    space = resolve1(space)
+    family = _name(resolve1(space[0])) if isinstance(space, list) and space else _name(space)
+    if family not in _DECODABLE_SPACES and not isinstance(space, list):
+        named = resolve1((resolve1(resources.get("ColorSpace")) or {}).get(family or ""))
+        if named is not None and named is not space:
+            return _decodable(named, {})
+    return family in _DECODABLE_SPACES
 
 
 def _name(value) -> str | None:
