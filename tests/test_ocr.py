@@ -410,3 +410,27 @@ def test_no_file_is_created_in_any_temp_folder_during_ocr(tmp_path):
     assert [line for line in during if any(f'"{t}/' in line for t in temp_folders)] == []
     assert during == []  # nor anywhere else
     assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+@pytest.mark.parametrize("skew", [0.0, 2.0, -1.3])
+def test_the_window_is_the_whole_upright_page_cut_to_its_ink(turn, skew):
+    """`upright_window` turns and deskews in one warp of the window (or cuts then turns it): its
+    pixels are those of the whole page turned (`rotate_upright`) then deskewed (`deskew`), and it
+    holds all the ink, whether the ink's box comes from `find_orientation` or is looked for."""
+    import numpy as np
+
+    import extractor.documents.ocr as ocr
+
+    image = page_image().rotate(2.0, fillcolor=255, resample=Image.Resampling.BICUBIC)
+    image = image.resize((image.width * 2 - 3, image.height * 2 + 5)).rotate(turn, expand=True)  # odd sizes
+    upright = ocr.rotate_upright(image, turn)
+    whole = np.asarray(ocr.deskew(upright, skew) if skew else upright, dtype=np.int16)
+    ink_rows, ink_cols = np.flatnonzero((whole < 128).any(axis=1)), np.flatnonzero((whole < 128).any(axis=0))
+    for box in (ocr.find_orientation(image).ink_box, None):
+        window, (left, top) = ocr.upright_window(image, turn, skew, box)
+        cut = np.asarray(window, dtype=np.int16)
+        assert np.abs(cut - whole[top:top + cut.shape[0], left:left + cut.shape[1]]).max() <= 1
+        assert left <= ink_cols[0] and left + cut.shape[1] > ink_cols[-1]
+        assert top <= ink_rows[0] and top + cut.shape[0] > ink_rows[-1]
+        assert cut.size < 0.5 * whole.size
