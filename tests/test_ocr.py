@@ -253,7 +253,7 @@ def test_the_window_read_gives_the_boxes_of_the_whole_upright_page(turn, skew):
     whole = ocr.deskew(ocr.rotate_upright(image, page.rotation), page.skew) if page.skew else \
         ocr.rotate_upright(image, page.rotation)
     window, _ = ocr.upright_window(image, page.rotation, page.skew)
-    assert window.width * window.height < 0.8 * whole.width * whole.height  # a window, not the page
+    assert window.size < 0.8 * whole.width * whole.height  # a window, not the page
     reference = ocr.words_to_page(ocr.tesseract(SETTINGS).data(whole, 60), 1)
     assert [w.text for w in page.words] == [w.text for w in reference.words] and len(page.words) > 20
     for a, b in zip(page.words, reference.words):
