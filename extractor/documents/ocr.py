@@ -207,7 +207,7 @@ def open_image_frames(path: Path, settings: Settings) -> Iterator[Image.Image]:
                     raise DocumentError("too_large", f"frame {n + 1} has more pixels than the limit")
                 with _timed("ocr_image"):
                     frame.load()
-                    upright = ImageOps.exif_transpose(frame.copy())
+                    upright = ImageOps.exif_transpose(frame)  # a copy, turned or not: the next seek leaves it be
                     upright.info["dpi"] = im.info.get("dpi")
                 yield upright
         except DocumentError:
