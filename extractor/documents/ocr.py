@@ -501,10 +501,12 @@ def find_orientation(image: Image.Image, detect: bool = True, deskew: bool = Tru
     if not detect:
         return Orientation(skew=_skew_of_ink(points) if deskew else 0.0, ink_box=box)
     direction = "horizontal"
-    if _sideways_score(ink, points) > 1.0:
+    score, near, column_angle = _sideways_score(ink, points)
+    if score > 1.0:
         direction = "vertical"
         points = points.quarter_turned()  # counter-clockwise, as rotate_upright(.., 270) turns the page
-    skew = _skew_of_ink(points)
+        near = -column_angle  # the page turned a quarter is the columns' profile mirrored
+    skew = _skew_of_ink(points, near)
     score = _up_down_score(points, skew)
     rotate = 270 if direction == "vertical" else 0
     if score < 0:
@@ -549,12 +551,17 @@ class _InkPoints:
         return xs.astype(np.float64) - self.width / 2, ys.astype(np.float64)
 
 
-def _skew_of_ink(points: _InkPoints) -> float:
-    """Projection profiles: the angle that makes the rows' ink histogram sharpest."""
+def _skew_of_ink(points: _InkPoints, near: float | None = None) -> float:
+    """Projection profiles: the angle that makes the rows' ink histogram sharpest. `near` is the best
+    angle of a search at 1 degree steps already made (the direction test's): only the tenths of a
+    degree around it are tried then, 13 profiles instead of 32."""
     sharpness = _profile_sharpness(points)
-    coarse = np.arange(-DESKEW_MAX_ANGLE, DESKEW_MAX_ANGLE + 1e-9, 0.5)
-    best = max(coarse, key=sharpness)
-    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
+    if near is None:
+        coarse = np.arange(-DESKEW_MAX_ANGLE, DESKEW_MAX_ANGLE + 1e-9, 0.5)
+        best = max(coarse, key=sharpness)
+        fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
+    else:
+        fine = np.arange(near - 0.6, near + 0.6 + 1e-9, 0.1)
     best = max(fine, key=sharpness)
     # Without text lines (a photo) the profile barely changes with the angle: turning then would
     # only blur the page.
@@ -620,9 +627,10 @@ def _profile_sharpness(points: _InkPoints, normalised: bool = False, most: int =
     return sharpness
 
 
-def _sideways_score(ink: np.ndarray, points: _InkPoints) -> float:
-    """> 1 when the text lines of `ink` run down the page, < 1 when they run across: the product of
-    two ratios, each < 1 for lines across.
+def _sideways_score(ink: np.ndarray, points: _InkPoints) -> tuple[float, float, float]:
+    """(score, best angle across rows, best angle across columns). The score is > 1 when the text
+    lines of `ink` run down the page, < 1 when they run across: the product of two ratios, each < 1
+    for lines across. The angles (1 degree steps) start the skew search (`_skew_of_ink`).
     - Profiles: the sharpest column profile over the sharpest row profile. Alone it fails on a
       page of a few lines (a two-line letter across the page scores 1.46, a one-line note 3.2).
     - Smearing: the ink dilated along the rows (by about a word gap) joins each line's letters into
@@ -634,8 +642,9 @@ def _sideways_score(ink: np.ndarray, points: _InkPoints) -> float:
     k = max(3, round(min(ink.shape) / 110)) | 1  # ~9 px on the ~100 dpi copy: more than a word gap
     along_rows = _components(cv2.dilate(mask, np.ones((1, k), np.uint8)))
     along_columns = _components(cv2.dilate(mask, np.ones((k, 1), np.uint8)))
-    profiles = _best_profile_sharpness(points.across_columns()) / max(_best_profile_sharpness(points), 1e-12)
-    return profiles * along_rows / max(along_columns, 1)
+    across_rows, row_angle = _best_profile_sharpness(points)
+    across_columns, column_angle = _best_profile_sharpness(points.across_columns())
+    return across_columns / max(across_rows, 1e-12) * along_rows / max(along_columns, 1), row_angle, column_angle
 
 
 def _components(mask: np.ndarray) -> int:
@@ -643,9 +652,10 @@ def _components(mask: np.ndarray) -> int:
     return cv2.connectedComponentsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_SPAGHETTI)[0]
 
 
-def _best_profile_sharpness(points: _InkPoints) -> float:
+def _best_profile_sharpness(points: _InkPoints) -> tuple[float, float]:
+    """(the sharpest normalised profile across rows, at 1 degree steps within +-5, its angle)."""
     sharpness = _profile_sharpness(points, normalised=True, most=DIRECTION_MAX_POINTS)
-    return max(sharpness(a) for a in np.arange(-DESKEW_MAX_ANGLE, DESKEW_MAX_ANGLE + 1e-9, 1.0))
+    return max((sharpness(a), float(a)) for a in np.arange(-DESKEW_MAX_ANGLE, DESKEW_MAX_ANGLE + 1e-9, 1.0))
 
 
 def rotate_upright(image: Image.Image, rotate: int) -> Image.Image:
