@@ -395,12 +395,16 @@ class _Tesseract:
                                                      "width", "height", "conf", "text")}
             it = api.GetIterator()
             block = par = line = 0
-            while it is not None and not it.Empty(RIL.BLOCK):
-                if it.IsAtBeginningOf(RIL.BLOCK):
-                    block, par, line = block + 1, 0, 0
-                if it.IsAtBeginningOf(RIL.PARA):
-                    par, line = par + 1, 0
+            if it is None or it.Empty(RIL.BLOCK):
+                return cols
+            while True:
+                # A block starts with a paragraph, a paragraph with a line: asked in that nesting, a
+                # word inside a line costs one question instead of three.
                 if it.IsAtBeginningOf(RIL.TEXTLINE):
+                    if it.IsAtBeginningOf(RIL.PARA):
+                        if it.IsAtBeginningOf(RIL.BLOCK):
+                            block, par = block + 1, 0
+                        par, line = par + 1, 0
                     line += 1
                 if not it.Empty(RIL.WORD):
                     left, top, right, bottom = it.BoundingBox(RIL.WORD)
