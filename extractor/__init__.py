@@ -1,3 +1,3 @@
 """Synthèse extraction stages: document -> pages -> text with offsets -> mentions -> entries -> synthesis."""
 
-__version__ = "0.2.1"
+__version__ = "0.2.2"
