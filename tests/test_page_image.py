@@ -161,9 +161,10 @@ def test_plain_states_spaces_and_unreadable_dictionaries():
     assert plain_image_pages(image_pdf(scan, state=b"<< /ca 1 /BM /Normal /SMask /None >>"), 1) == {0}
     calibrated = b"[/CalGray << /WhitePoint [0.9505 1 1.089] >>]"
     assert plain_image_pages(image_pdf(scan, space=calibrated), 1) == {0}
-    assert plain_image_pages(image_pdf(scan, space=b"/CS0", resources=b" /ColorSpace << /CS0 %s >>" % calibrated), 1) == {0}
-    assert plain_image_pages(image_pdf(scan, space=b"/CS0", resources=b" /ColorSpace << /CS0 [/Lab << /WhitePoint "
-                                                                       b"[0.9505 1 1.089] >>] >>"), 1) == frozenset()
+    named = image_pdf(scan, space=b"/CS0", resources=b" /ColorSpace << /CS0 %s >>" % calibrated)
+    assert plain_image_pages(named, 1) == {0}
+    lab = image_pdf(scan, space=b"/CS0", resources=b" /ColorSpace << /CS0 [/Lab << /WhitePoint [0.9505 1 1.089] >>] >>")
+    assert plain_image_pages(lab, 1) == frozenset()
     assert plain_image_pages(image_pdf(scan), 2) == frozenset()
     assert plain_image_pages(b"%PDF-1.7\n garbage", 1) == frozenset()
     data = image_pdf(scan)

@@ -7,7 +7,8 @@ but not what masks or the graphics state do to them, and pdfium's API says nothi
 (FPDFPageObj_HasTransparency does not see an /SMask). The image XObject's dictionary and the page's
 resources do: a soft mask (/SMask), a colour-key or stencil mask (/Mask), a stencil image
 (/ImageMask), or an ExtGState with a soft mask, a blend mode or an alpha other than 1 each mean the
-page is rendered instead.
+page is rendered instead; so does a colour space whose samples pdfium does not turn into grey or
+colour values itself (Lab, separations, DeviceN: the check pdfium's metadata call made, ~3 ms).
 
 pdfminer (already installed with pdfplumber) parses the dictionaries, ~2 ms for a one-page scan; no
 stream is decoded. Replaces a pixel check against a thumbnail rendering of the page, which made
@@ -29,9 +30,10 @@ _DECODABLE_SPACES = {"DeviceGray", "DeviceRGB", "DeviceCMYK", "CalGray", "CalRGB
 def plain_image_pages(source: Path | bytes, page_count: int) -> frozenset[int]:
     """The 0-based pages of the PDF `source` whose images are all drawn as they are: every XObject of
     the page's resources is an image with no mask, in a colour space pdfium decodes to grey or colour
-    values, and no graphics state of the page masks, blends or fades. `page_count` is the number of pages pdfium found: when pdfminer counts otherwise (a broken
-    page tree each reads its own way), no page is vouched for. Anything pdfminer cannot parse (damaged,
-    encrypted with a password) vouches for no page either: those pages are rendered, never guessed."""
+    values, and no graphics state of the page masks, blends or fades. `page_count` is the number of
+    pages pdfium found: when pdfminer counts otherwise (a broken page tree each reads its own way),
+    no page is vouched for. Anything pdfminer cannot parse (damaged, encrypted with a password)
+    vouches for no page either: those pages are rendered, never guessed."""
     import io
 
     from pdfminer.pdfdocument import PDFDocument
