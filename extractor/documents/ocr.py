@@ -380,9 +380,9 @@ class _Tesseract:
         """Read `image` (mode L, or a 2-D uint8 array; psm 3 and no dpi given, as the command line
         does by default: tesseract estimates the resolution from the size of the text, which read
         the generated scans better than the true dpi, CER 0.072 vs 0.078, and 4 % faster) within
-        `seconds`: its words as the columns of tesseract's TSV output (block_num, par_num, line_num, left, top, width, height,
-        conf, text), numbered as the TSV renderer numbers them. Raises DocumentError "timeout" (the
-        reading is cancelled) or "ocr_failed"."""
+        `seconds`: its words as the columns of tesseract's TSV output (block_num, par_num, line_num,
+        left, top, width, height, conf, text), numbered as the TSV renderer numbers them. Raises
+        DocumentError "timeout" (the reading is cancelled) or "ocr_failed"."""
         api, RIL = self.api, self.tesserocr.RIL
         keep = self._set_image(api, image)  # noqa: F841 - tesseract reads this buffer below
         started = time.monotonic()
